@@ -1,0 +1,30 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo-output
+
+.PHONY: install demo test clean
+
+$(BIN)/lookalike: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/lookalike
+
+# Build a small real photo collection (scikit-image's photographs plus edited copies),
+# index it, search it, evaluate it, and write an HTML page of results.
+demo: install
+	$(BIN)/lookalike demo-data $(DEMO)/photos
+	$(BIN)/lookalike index $(DEMO)/photos/images/database --collection $(DEMO)/collection --descriptor gist
+	$(BIN)/lookalike search $(DEMO)/photos/images/queries/astronaut_crop.jpg --collection $(DEMO)/collection -k 5 --html $(DEMO)/results.html
+	$(BIN)/lookalike eval $(DEMO)/photos/protocol.json --descriptor gist --json $(DEMO)/eval.json --plot $(DEMO)/pr.png
+	@echo "Open $(DEMO)/results.html to see the results."
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO)

@@ -1,0 +1,237 @@
+"""The ``lookalike`` command line: a thin shell over the library.
+
+Every command turns its arguments into library calls and prints the result; errors the user can
+fix print as one line (``error: ...``) with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lookalike.errors import LookalikeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help=(
+        "Visual search: index a folder of images, then find the images that show the same object, "
+        "place or copy.\n\n"
+        "Typical use:\n\n"
+        "  lookalike index ~/photos --collection ~/photos.lookalike --descriptor gist\n\n"
+        "  lookalike search query.jpg --collection ~/photos.lookalike -k 10 --html results.html\n\n"
+        "  lookalike eval data/landmarks/full.json --descriptor gist"
+    ),
+)
+
+Collection_ = Annotated[Path, typer.Option("--collection", "-c", help="Collection folder.")]
+Workers = Annotated[
+    Optional[int], typer.Option(help="Worker processes for decoding and describing [default: one per core].")
+]
+MaxPixels = Annotated[
+    int, typer.Option(help="Refuse images with more pixels than this (decompression-bomb guard).")
+]
+Settings = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Descriptor option as key=value, repeatable, e.g. -s bins=8,8,8. "
+                 "`lookalike descriptors` lists the options."),
+]
+
+from lookalike.io.images import DEFAULT_MAX_PIXELS  # noqa: E402  (light: Pillow and numpy only)
+
+
+def _descriptor(name: str, settings: list[str] | None):
+    from lookalike.descriptors import descriptor_class, parse_overrides
+
+    cls = descriptor_class(name)
+    return cls(**parse_overrides(cls.Config, settings or []))
+
+
+def _print_report(report) -> None:
+    for error in report.skipped:
+        typer.echo(f"skipped {error}", err=True)
+    for path, stored in report.duplicates:
+        typer.echo(f"duplicate {path}: same content as {stored}", err=True)
+    typer.echo(report.summary())
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    collection: Collection_,
+    descriptor: Annotated[Optional[str], typer.Option(
+        "--descriptor", "-d", help="Descriptor for a new collection [default: gist]. "
+        "An existing collection keeps its own.")] = None,
+    settings: Settings = None,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    batch_size: Annotated[int, typer.Option(help="Images committed per transaction.")] = 64,
+) -> None:
+    """Add images to a collection, creating it if needed.
+
+    Resumable: images whose content is already stored are skipped, so rerunning after an
+    interruption continues where it stopped. Unusable files are reported and skipped.
+    """
+    from lookalike.index import Collection
+    from lookalike.pipelines.indexing import index_paths
+
+    if (collection / "manifest.json").exists():
+        if settings and not descriptor:
+            raise LookalikeError("--set needs --descriptor, to check them against the collection's")
+        wanted = _descriptor(descriptor, settings) if settings else descriptor
+        store = Collection.open(collection, descriptor=wanted, writable=True)
+    else:
+        store = Collection.create(collection, _descriptor(descriptor or "gist", settings))
+    with store:
+        _print_report(index_paths(store, list(paths), workers=workers, batch_size=batch_size,
+                                  max_pixels=max_pixels))
+        typer.echo(f"{collection}: {len(store)} images")
+
+
+@app.command()
+def update(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to bring up to date.")],
+    collection: Collection_,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Bring a collection up to date: add new files, re-describe changed ones, drop deleted ones."""
+    from lookalike.index import Collection
+    from lookalike.pipelines.indexing import index_paths
+
+    with Collection.open(collection, writable=True) as store:
+        _print_report(index_paths(store, list(paths), workers=workers, max_pixels=max_pixels,
+                                  prune=True))
+        typer.echo(f"{collection}: {len(store)} images")
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Stored files, or folders whose images to remove.")],
+    collection: Collection_,
+) -> None:
+    """Remove images from a collection (the files themselves are not touched)."""
+    from lookalike.index import Collection
+
+    with Collection.open(collection, writable=True) as store:
+        targets = []
+        for path in paths:
+            absolute = str(path.resolve())
+            targets += store.metadata.under(absolute) if path.is_dir() else [absolute]
+        typer.echo(f"removed {store.remove(targets)} images; {len(store)} left")
+
+
+@app.command()
+def search(
+    query: Annotated[Path, typer.Argument(help="Query image file.")],
+    collection: Collection_,
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
+    rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
+    shortlist: Annotated[int, typer.Option(help="Candidates re-ranked with --rerank.")] = 100,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Find the images of a collection most similar to QUERY."""
+    from lookalike.index import Collection
+    from lookalike.pipelines.searching import search_image
+
+    with Collection.open(collection) as store:
+        hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist, max_pixels=max_pixels)
+    if as_json:
+        typer.echo(json.dumps({"query": str(query), "results": [
+            {"rank": h.rank, "path": h.path, "score": h.score} for h in hits]}, indent=1))
+    else:
+        for h in hits:
+            typer.echo(f"{h.rank:>4}  {h.score:9.4f}  {h.path}")
+    if html is not None:
+        from lookalike.results_page import render
+
+        html.write_text(render([(str(query), hits)], title=f"lookalike: {query.name}"))
+        typer.echo(f"wrote {html}", err=True)
+
+
+@app.command(name="eval")
+def evaluate(
+    protocol: Annotated[Path, typer.Argument(help="Protocol JSON (docs/protocol.md).")],
+    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="Descriptor name.")] = "gist",
+    settings: Settings = None,
+    images: Annotated[Optional[Path], typer.Option(help="Image folder [default: images/ beside the JSON].")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write full results as JSON.")] = None,
+    save_rankings: Annotated[bool, typer.Option(help="Include each query's ranking in --json output.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a precision-recall plot (PNG).")] = None,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Evaluate a descriptor on a benchmark protocol: mAP with junk removed, mP@k, mR@k, top-1."""
+    from lookalike.evaluate.report import format_summary, to_json
+    from lookalike.io.protocol import load_protocol
+    from lookalike.pipelines.evaluation import evaluate_descriptor
+
+    parsed = load_protocol(protocol, images)
+    result = evaluate_descriptor(parsed, _descriptor(descriptor, settings), workers=workers,
+                                 max_pixels=max_pixels)
+    for line in result["skipped"]:
+        typer.echo(f"skipped {line}", err=True)
+    typer.echo(format_summary(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(to_json(result, parsed, save_rankings), indent=1))
+        typer.echo(f"wrote {json_out}", err=True)
+    if plot is not None:
+        from lookalike.evaluate.report import plot_result
+
+        plot_result(result, plot)
+        typer.echo(f"wrote {plot}", err=True)
+
+
+@app.command()
+def descriptors() -> None:
+    """List the registered descriptors with their options and defaults."""
+    import dataclasses
+
+    from lookalike.descriptors import available, descriptor_class
+
+    for name in available():
+        cls = descriptor_class(name)
+        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        for f in dataclasses.fields(cls.Config):
+            typer.echo(f"    {f.name} = {f.default!r}")
+
+
+@app.command()
+def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
+    """Describe a collection: size, descriptor, index, storage."""
+    from lookalike.index import Collection
+
+    with Collection.open(collection) as store:
+        details = store.info()
+        if store.rebuilt:
+            details["note"] = "the search index was stale (interrupted run?) and was rebuilt from SQLite"
+    typer.echo(json.dumps(details, indent=1))
+
+
+@app.command(name="demo-data")
+def demo_data(out: Annotated[Path, typer.Argument(help="Folder to write the demo set into.")]) -> None:
+    """Write the demo set: scikit-image's photographs, edited copies as queries, and a protocol."""
+    from lookalike.io.demo_photos import build_demo_set
+
+    typer.echo(f"wrote {build_demo_set(out)}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one-line messages."""
+    try:
+        app()  # handles --help, usage errors (exit 2) and Ctrl-C itself
+    except LookalikeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

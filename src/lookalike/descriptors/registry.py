@@ -1,0 +1,41 @@
+"""Build descriptors by name. Entries are imported lazily, so listing names imports nothing heavy."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lookalike.descriptors.base import Descriptor
+from lookalike.errors import LookalikeError
+
+#: name -> "module:Class". Later descriptors (local, aggregated, deep) add their lines here.
+_ENTRIES: dict[str, str] = {
+    "color-hist": "lookalike.descriptors.holistic.color:ColorHistogram",
+    "edge-hist": "lookalike.descriptors.holistic.edges:EdgeHistogram",
+    "gist": "lookalike.descriptors.holistic.gist:Gist",
+}
+
+
+def available() -> list[str]:
+    """Names of every registered descriptor, sorted."""
+    return sorted(_ENTRIES)
+
+
+def descriptor_class(name: str) -> type[Descriptor]:
+    """The class registered as ``name``; an unknown name lists the valid ones."""
+    if name not in _ENTRIES:
+        raise LookalikeError(f"unknown descriptor {name!r}; choose one of: {', '.join(available())}")
+    module, _, attr = _ENTRIES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create(name: str, config: Any = None, /, **overrides: Any) -> Descriptor:
+    """Build descriptor ``name`` with its default config, or ``config``, updated by ``overrides``."""
+    return descriptor_class(name)(config, **overrides)
+
+
+def from_spec(spec: dict[str, Any]) -> Descriptor:
+    """Rebuild a descriptor from :meth:`Descriptor.spec` output."""
+    cls = descriptor_class(spec["name"])
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items()}
+    return cls(cls.Config(**config))

@@ -1,0 +1,266 @@
+"""A collection on disk: a folder that holds vectors, metadata and a manifest.
+
+Layout of ``DIR/``::
+
+    manifest.json        format version, descriptor name and config, dimension, library versions
+    metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth)
+    index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
+    lock                 held (flock) by the one process allowed to write
+
+Crash safety: every change is one SQLite transaction that bumps the generation. The faiss file
+is saved atomically (write, fsync, rename) under the generation it reflects. On opening, a
+missing or older faiss file is rebuilt from the vectors in SQLite, so a kill at any moment loses
+nothing that was committed and never leaves half an entry.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike import __version__
+from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.registry import from_spec
+from lookalike.errors import CollectionError
+from lookalike.index import vectors as flat
+from lookalike.index.metadata import Entry, Metadata
+
+FORMAT = "lookalike-collection"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class Collection:
+    """Images described by one descriptor, searchable by inner product.
+
+    Use :meth:`create`, :meth:`open` or :meth:`open_or_create`; close it (or use ``with``) to save
+    the search structure. Opened ``writable``, it holds an exclusive lock on the folder.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], writable: bool) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.descriptor: Descriptor = from_spec(manifest["descriptor"])
+        self.dim: int = manifest["dim"]
+        self.writable = writable
+        self._lock = _acquire_lock(path) if writable else None
+        self.metadata = Metadata(path / "metadata.sqlite", self.dim)
+        self.rebuilt = False  # True when the faiss file was stale and had to be rebuilt
+        self._index = self._load_index()
+        self._saved_generation = self.metadata.generation if not self.rebuilt else -1
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, descriptor: Descriptor) -> Collection:
+        """Make a new, empty collection at ``path`` (a missing or empty folder)."""
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            raise CollectionError(f"{path}: a collection already exists here")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "descriptor": descriptor.spec(),
+            "dim": descriptor.dim,
+            "metric": "inner_product",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": _versions(),
+        }
+        _write_json_atomically(path / MANIFEST, manifest)
+        return cls(path, manifest, writable=True)
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, descriptor: Descriptor | str | None = None, writable: bool = False
+    ) -> Collection:
+        """Open an existing collection, checking its format and, if given, its descriptor."""
+        path = Path(path)
+        manifest = _read_manifest(path)
+        if descriptor is not None:
+            _check_descriptor(path, manifest, descriptor)
+        return cls(path, manifest, writable)
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, descriptor: Descriptor) -> Collection:
+        """Open ``path`` for writing if it holds a collection of ``descriptor``, else create one."""
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            return cls.open(path, descriptor=descriptor, writable=True)
+        return cls.create(path, descriptor)
+
+    # ---- reading -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, x: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """faiss-style search: ``x (N, D)`` float32 -> ``(scores, ids)``, each ``(N, k)``."""
+        return flat.search(self._index, x, k)
+
+    def lookup(self, ids: np.ndarray) -> list[dict | None]:
+        """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""
+        return self.metadata.lookup(np.asarray(ids))
+
+    def info(self) -> dict[str, Any]:
+        """What a user wants to know about the collection, as JSON-ready data."""
+        index_files = list(self.path.glob("index-*.faiss"))
+        return {
+            "path": str(self.path),
+            "images": len(self),
+            "descriptor": self.manifest["descriptor"],
+            "dim": self.dim,
+            "index": "Flat (exact inner product)",
+            "bytes_per_image": 4 * self.dim,
+            "index_file_bytes": sum(f.stat().st_size for f in index_files),
+            "metadata_bytes": (self.path / "metadata.sqlite").stat().st_size,
+            "generation": self.metadata.generation,
+            "created": self.manifest["created"],
+            "format_version": self.manifest["format_version"],
+            "versions": self.manifest["versions"],
+        }
+
+    # ---- writing -------------------------------------------------------------------------
+    def write(self, add: Iterable[Entry] = (), remove_paths: Iterable[str] = ()) -> list[int]:
+        """Add entries and remove paths in one atomic step; return the new ids."""
+        self._require_writable()
+        add = list(add)
+        for e in add:
+            if e.vector.shape != (self.dim,):
+                raise CollectionError(
+                    f"{e.path}: vector of shape {e.vector.shape}, collection expects ({self.dim},)"
+                )
+        added, removed = self.metadata.write(add, remove_paths)
+        if removed:
+            self._index.remove_ids(np.asarray(removed, dtype=np.int64))
+        if added:
+            self._index.add_with_ids(
+                np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64)
+            )
+        return added
+
+    def remove(self, paths: Iterable[str]) -> int:
+        """Remove images by stored path; return how many were removed."""
+        before = len(self)
+        self.write(remove_paths=paths)
+        return before - len(self)
+
+    def save(self) -> None:
+        """Write the faiss file for the current generation, if it changed, and drop older ones."""
+        self._require_writable()
+        generation = self.metadata.generation
+        if generation == self._saved_generation:
+            return
+        target = self.path / f"index-{generation}.faiss"
+        flat.write_atomically(self._index, target)
+        for old in self.path.glob("index-*.faiss"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        self._saved_generation = generation
+
+    def close(self) -> None:
+        if self.writable:
+            self.save()
+        self.metadata.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals -----------------------------------------------------------------------
+    def _load_index(self):
+        current = self.path / f"index-{self.metadata.generation}.faiss"
+        if current.exists():
+            return flat.read(current)
+        # Stale or missing (an interrupted run, or a new collection): rebuild from SQLite.
+        ids, vectors = self.metadata.vectors()
+        index = flat.new_index(self.dim)
+        if len(ids):
+            index.add_with_ids(vectors, ids)
+            self.rebuilt = True
+        return index
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise CollectionError(f"{self.path}: opened read-only")
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    file = path / MANIFEST
+    if not file.exists():
+        raise CollectionError(
+            f"{path}: not a lookalike collection (no {MANIFEST}); create one with `lookalike index`"
+        )
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise CollectionError(f"{file}: unreadable manifest ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise CollectionError(f"{file}: not a lookalike collection manifest")
+    version = manifest.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise CollectionError(
+            f"{path}: collection format version {version} is newer than this lookalike "
+            f"({__version__}) supports ({FORMAT_VERSION}); upgrade lookalike to open it"
+        )
+    return manifest
+
+
+def _check_descriptor(path: Path, manifest: dict[str, Any], descriptor: Descriptor | str) -> None:
+    stored = manifest["descriptor"]
+    name = descriptor if isinstance(descriptor, str) else descriptor.name
+    if name != stored["name"]:
+        raise CollectionError(
+            f"{path}: built with descriptor {stored['name']!r}, not {name!r}; "
+            f"omit --descriptor or choose another --collection"
+        )
+    if isinstance(descriptor, Descriptor) and descriptor.spec() != stored:
+        raise CollectionError(
+            f"{path}: built with {stored['name']} config {stored['config']}, "
+            f"not {descriptor.spec()['config']}; use the same options or another --collection"
+        )
+
+
+def _acquire_lock(path: Path):
+    handle = open(path / "lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CollectionError(
+            f"{path}: another process is writing this collection; wait for it to finish"
+        ) from None
+    return handle
+
+
+def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import faiss
+
+    return {
+        "lookalike": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+    }

@@ -1,0 +1,141 @@
+"""Decode any image file Pillow reads into an RGB ``uint8`` array, or say why it cannot.
+
+Every mode is brought to 8-bit RGB: EXIF orientation is applied, CMYK, palette, YCbCr and
+grayscale are converted, alpha is composited over white, 16-bit and 32-bit integer images are
+rescaled (Pillow's own conversion would clip them), and animated files give their first frame.
+Decompression bombs are refused from the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lookalike.errors import ImageError
+
+#: Pillow's own warning threshold: about 9,460 x 9,460 pixels.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+class DecodedImage(NamedTuple):
+    """Decoded pixels and the size of the image as stored in the file."""
+
+    pixels: np.ndarray  # [H, W, 3] uint8, C-contiguous
+    width: int  # original width, before any reduction to max_side
+    height: int
+
+
+def load_image(
+    path: str | Path, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
+    """Decode ``path`` to RGB.
+
+    Args:
+        path: an image file.
+        max_side: if set, shrink the image so that its longer side is at most this many pixels.
+            For JPEG this decodes at reduced scale directly, which is several times faster.
+        max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+
+    Returns:
+        a :class:`DecodedImage` whose ``pixels`` are ``[H, W, 3]`` ``uint8``.
+
+    Raises:
+        ImageError: with reason ``empty``, ``not an image``, ``truncated``, ``too large`` or
+            ``unreadable``.
+    """
+    path = Path(path)
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageError(path, "empty", "the file has 0 bytes")
+    except OSError as exc:
+        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return _decode(path, im, max_side, max_pixels)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image", "format not recognised") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(path, "too large", str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        message = str(exc)
+        if "truncated" in message or isinstance(exc, EOFError) or "broken data stream" in message:
+            raise ImageError(path, "truncated", message or "unexpected end of data") from None
+        raise ImageError(path, "unreadable", message or type(exc).__name__) from None
+
+
+def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) -> DecodedImage:
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageError(
+            path,
+            "too large",
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,}; "
+            "raise it with --max-pixels if the file is trusted",
+        )
+    if getattr(im, "is_animated", False):
+        im.seek(0)
+    if max_side is not None and im.format == "JPEG":
+        # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale, never below the requested size.
+        im.draft("RGB", _scaled(im.size, max_side))
+    im.load()
+    im, transposed = _apply_exif_orientation(im)
+    if transposed:
+        width, height = height, width
+    rgb = _to_rgb(im)
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb = rgb.resize(_scaled(rgb.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return DecodedImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), width, height)
+
+
+def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    w, h = size
+    scale = min(1.0, max_side / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _apply_exif_orientation(im: Image.Image) -> tuple[Image.Image, bool]:
+    """Rotate/flip as the EXIF orientation tag says; also return whether width and height swap."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+        return ImageOps.exif_transpose(im), orientation in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+        return im, False
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return Image.fromarray(_rescale_to_uint8(np.asarray(im), mode), "L").convert("RGB")
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    # CMYK, YCbCr, LAB, HSV, L and 1 all have a direct conversion.
+    return im.convert("RGB")
+
+
+def _rescale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Map 16-bit, 32-bit integer or float pixels to 0..255 by their type's natural range."""
+    values = values.astype(np.float64)
+    top = float(values.max(initial=0.0))
+    if mode.startswith("I;16") or (mode == "I" and top > 255.0):
+        scale = 255.0 / 65535.0
+    elif mode == "F" and top <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1.0
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Batch steps that join the layers: extract descriptors, index folders, evaluate protocols."""

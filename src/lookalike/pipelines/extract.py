@@ -1,0 +1,86 @@
+"""Describe many image files in parallel, in order, never stopping on a bad file.
+
+Worker processes decode and describe; the parent only collects, so decoding overlaps with the
+parent's own work (writing to SQLite, adding to faiss) and both cores are busy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.registry import from_spec
+from lookalike.errors import ImageError
+from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
+
+
+class Described(NamedTuple):
+    vector: np.ndarray  # (D,) float32
+    width: int
+    height: int
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def extract(
+    descriptor: Descriptor,
+    paths: Sequence[str | Path],
+    *,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: str | None = "describing",
+) -> Iterator[tuple[Path, Described | ImageError]]:
+    """Yield ``(path, Described | ImageError)`` for each path, in the order given.
+
+    Args:
+        workers: processes to use; ``None`` means one per available core, ``1`` runs in-process.
+        progress: label of the tqdm bar, or ``None`` for no bar.
+    """
+    workers = default_workers() if workers is None else max(1, workers)
+    workers = min(workers, max(1, len(paths)))
+    bar = tqdm(total=len(paths), desc=progress, unit="img", disable=progress is None, leave=False)
+    try:
+        if workers == 1:
+            _init(descriptor.spec(), max_pixels)
+            results = map(_describe, paths)
+            for path, result in zip(paths, results):
+                bar.update()
+                yield Path(path), result
+            return
+        context = multiprocessing.get_context("spawn")  # no fork: faiss/OpenMP state is not fork-safe
+        with context.Pool(workers, _init, (descriptor.spec(), max_pixels)) as pool:
+            chunk = max(1, min(16, len(paths) // (workers * 8)))
+            for path, result in zip(paths, pool.imap(_describe, paths, chunksize=chunk)):
+                bar.update()
+                yield Path(path), result
+    finally:
+        bar.close()
+
+
+_worker: dict = {}
+
+
+def _init(spec: dict, max_pixels: int) -> None:
+    _worker["descriptor"] = from_spec(spec)
+    _worker["max_pixels"] = max_pixels
+
+
+def _describe(path: str | Path) -> Described | ImageError:
+    descriptor: Descriptor = _worker["descriptor"]
+    try:
+        decoded = load_image(path, max_side=descriptor.max_side, max_pixels=_worker["max_pixels"])
+    except ImageError as exc:
+        return exc
+    try:
+        return Described(descriptor(decoded.pixels), decoded.width, decoded.height)
+    except Exception as exc:  # noqa: BLE001 - one odd image must not stop a run of thousands
+        return ImageError(path, "descriptor failed", f"{type(exc).__name__}: {exc}")

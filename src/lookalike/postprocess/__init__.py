@@ -1,0 +1,1 @@
+"""Post-processing of descriptor vectors: explicit feature maps, normalisation."""
