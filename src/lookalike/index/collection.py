@@ -64,7 +64,8 @@ class Collection:
         path = Path(path)
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        leftovers = {MANIFEST + ".tmp"}  # from a creation that was interrupted
+        if path.exists() and (not path.is_dir() or any(p.name not in leftovers for p in path.iterdir())):
             raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
@@ -161,7 +162,7 @@ class Collection:
             return
         target = self.path / f"index-{generation}.faiss"
         flat.write_atomically(self._index, target)
-        for old in self.path.glob("index-*.faiss"):
+        for old in [*self.path.glob("index-*.faiss"), *self.path.glob("index-*.faiss.tmp")]:
             if old != target:
                 old.unlink(missing_ok=True)
         self._saved_generation = generation

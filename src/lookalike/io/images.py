@@ -67,7 +67,7 @@ def load_image(
         raise ImageError(path, "too large", str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         message = str(exc)
-        if "truncated" in message or isinstance(exc, EOFError) or "broken data stream" in message:
+        if "runcated" in message or isinstance(exc, EOFError) or "broken data stream" in message:
             raise ImageError(path, "truncated", message or "unexpected end of data") from None
         raise ImageError(path, "unreadable", message or type(exc).__name__) from None
 

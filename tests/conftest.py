@@ -1,0 +1,41 @@
+"""Shared fixtures: small real images written by the tests, and the benchmark data if present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def photo(seed: int, size: tuple[int, int] = (96, 64)) -> Image.Image:
+    """A deterministic natural-looking RGB image: smooth colour blobs plus texture."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    channels = []
+    for _ in range(3):
+        cx, cy, f = rng.uniform(0, 1, 3)
+        channels.append(np.sin(6 * f * x + 3 * cx) * np.cos(5 * f * y + 2 * cy))
+    pixels = (np.stack(channels, -1) * 100 + 128 + rng.normal(0, 8, (h, w, 3))).clip(0, 255)
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """A folder of 12 distinct JPEG photos."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(12):
+        photo(i).save(folder / f"img{i:02d}.jpg", quality=90)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("benchmark data ../shared/data not present")
+    return SHARED_DATA

@@ -1,0 +1,85 @@
+"""Every registered descriptor keeps the same contract: shape, dtype, determinism, similarity."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from lookalike.descriptors import available, create, descriptor_class, parse_overrides
+from lookalike.descriptors.registry import from_spec
+from lookalike.errors import LookalikeError
+from tests.conftest import photo
+
+NAMES = available()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [np.asarray(photo(seed, (160, 120))) for seed in range(4)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_dtype_and_determinism(name, images):
+    descriptor = create(name)
+    first = descriptor(images[0])
+    assert first.shape == (descriptor.dim,) and first.dtype == np.float32
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, create(name)(images[0]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_self_similarity_is_highest(name, images):
+    descriptor = create(name)
+    vectors = np.stack([descriptor(im) for im in images])
+    similarity = vectors @ vectors.T
+    assert (np.argmax(similarity, axis=1) == np.arange(len(images))).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_small_and_odd_images(name):
+    descriptor = create(name)
+    for shape in [(1, 1, 3), (7, 300, 3), (300, 5, 3)]:
+        vector = descriptor(np.full(shape, 128, np.uint8))
+        assert vector.shape == (descriptor.dim,) and np.isfinite(vector).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_round_trip_and_pickle(name, images):
+    descriptor = create(name)
+    rebuilt = from_spec(descriptor.spec())
+    assert rebuilt.spec() == descriptor.spec()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(descriptor))(images[1]), descriptor(images[1]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstring_cites_a_source(name):
+    doc = descriptor_class(name).__doc__
+    assert doc and any(str(year) in doc for year in range(1990, 2030))
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(LookalikeError, match="choose one of: color-hist"):
+        create("sift-magic")
+
+
+def test_wrong_input_is_rejected():
+    with pytest.raises(LookalikeError, match=r"\[H, W, 3\] uint8"):
+        create("gist")(np.zeros((10, 10), np.uint8))
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(LookalikeError, match="unknown option"):
+        create("gist", colour=True)
+
+
+def test_parse_overrides_types():
+    cls = descriptor_class("color-hist")
+    parsed = parse_overrides(cls.Config, ["bins=8,8,8", "space=lab", "map_order=2"])
+    assert parsed == {"bins": (8, 8, 8), "space": "lab", "map_order": 2}
+    assert parse_overrides(descriptor_class("gist").Config, ["color=yes"]) == {"color": True}
+    with pytest.raises(LookalikeError, match="not a valid int"):
+        parse_overrides(cls.Config, ["map_order=two"])
+    with pytest.raises(LookalikeError, match="key=value"):
+        parse_overrides(cls.Config, ["bins"])
