@@ -29,6 +29,9 @@ class ImageError(LookalikeError):
         self.detail = detail
         super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
 
+    def __reduce__(self):  # travels back from worker processes
+        return type(self), (self.path, self.reason, self.detail)
+
 
 class CollectionError(LookalikeError):
     """A collection directory that is missing, locked, or built for something else."""

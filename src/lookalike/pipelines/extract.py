@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -51,19 +53,45 @@ def extract(
     try:
         if workers == 1:
             _init(descriptor.spec(), max_pixels)
-            results = map(_describe, paths)
-            for path, result in zip(paths, results):
-                bar.update()
-                yield Path(path), result
-            return
-        context = multiprocessing.get_context("spawn")  # no fork: faiss/OpenMP state is not fork-safe
-        with context.Pool(workers, _init, (descriptor.spec(), max_pixels)) as pool:
-            chunk = max(1, min(16, len(paths) // (workers * 8)))
-            for path, result in zip(paths, pool.imap(_describe, paths, chunksize=chunk)):
-                bar.update()
-                yield Path(path), result
+            results: Iterator = map(_describe, paths)
+        else:
+            results = _in_processes(descriptor.spec(), max_pixels, paths, workers)
+        for path, result in zip(paths, results):
+            bar.update()
+            yield Path(path), result
     finally:
         bar.close()
+
+
+def _in_processes(spec: dict, max_pixels: int, paths: Sequence, workers: int) -> Iterator:
+    """Results in order from a process pool, a bounded window of tasks ahead of the consumer.
+
+    If a worker dies (a decoder crash, the OOM killer), the window is retried one file at a time
+    in a fresh pool, and the file that kills its worker is reported instead of stopping the run.
+    """
+    window = workers * 16
+    # spawn, not fork: faiss's OpenMP threads in the parent make forked children unsafe
+    context = multiprocessing.get_context("spawn")
+    new_pool = lambda: ProcessPoolExecutor(workers, context, initializer=_init,  # noqa: E731
+                                           initargs=(spec, max_pixels))
+    pool = new_pool()
+    try:
+        for start in range(0, len(paths), window):
+            chunk = paths[start : start + window]
+            try:
+                yield from list(pool.map(_describe, chunk, chunksize=max(1, len(chunk) // (4 * workers))))
+            except BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                for path in chunk:
+                    pool = new_pool()
+                    try:
+                        yield pool.submit(_describe, path).result()
+                    except BrokenProcessPool:
+                        yield ImageError(path, "unreadable", "decoding crashed its worker process")
+                    pool.shutdown()
+                pool = new_pool()
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 _worker: dict = {}

@@ -1,0 +1,122 @@
+"""Indexing folders: resumable, reports bad files, updates, and survives SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.descriptors import create
+from lookalike.index import Collection
+from lookalike.pipelines.indexing import index_paths
+from lookalike.pipelines.searching import search_image
+from tests.conftest import photo
+
+
+def test_index_then_rerun_skips_everything(tmp_path, image_dir):
+    with Collection.create(tmp_path / "c", create("color-hist")) as c:
+        first = index_paths(c, [image_dir], workers=1, progress=False)
+        second = index_paths(c, [image_dir], workers=1, progress=False)
+        assert (first.indexed, first.present) == (12, 0)
+        assert (second.indexed, second.present) == (0, 12)
+        hits = search_image(c, image_dir / "img07.jpg", k=3)
+    assert Path(hits[0].path).name == "img07.jpg" and hits[0].rank == 1
+
+
+def test_bad_files_are_reported_not_fatal(tmp_path, image_dir):
+    (image_dir / "empty.jpg").write_bytes(b"")
+    (image_dir / "notes.png").write_text("not an image")
+    data = (image_dir / "img00.jpg").read_bytes()
+    (image_dir / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (image_dir / "copy.jpg").write_bytes((image_dir / "img01.jpg").read_bytes())
+    Image.new("CMYK", (30, 20), (10, 200, 30, 0)).save(image_dir / "cmyk.jpg")
+    (image_dir / "readme.txt").write_text("ignored: not an image extension")
+    with Collection.create(tmp_path / "c", create("edge-hist")) as c:
+        report = index_paths(c, [image_dir], workers=2, progress=False)
+    reasons = sorted(e.reason for e in report.skipped)
+    assert reasons == ["empty", "not an image", "truncated"]
+    assert report.indexed == 13  # 12 photos + the CMYK one
+    assert [{Path(p).name for p in pair} for pair in report.duplicates] == [{"copy.jpg", "img01.jpg"}]
+    assert "3 skipped (1 empty, 1 not an image, 1 truncated)" in report.summary()
+
+
+def test_update_replaces_changed_and_prunes_deleted(tmp_path, image_dir):
+    with Collection.create(tmp_path / "c", create("color-hist")) as c:
+        index_paths(c, [image_dir], workers=1, progress=False)
+        photo(99).save(image_dir / "img03.jpg")  # new content under an old name
+        (image_dir / "img04.jpg").unlink()
+        photo(100).save(image_dir / "new.jpg")
+        report = index_paths(c, [image_dir], workers=1, progress=False, prune=True)
+        assert (report.indexed, report.updated, report.removed, report.present) == (1, 1, 1, 10)
+        assert len(c) == 12
+        hits = search_image(c, image_dir / "img03.jpg", k=1)
+        assert Path(hits[0].path).name == "img03.jpg"
+        stored = c.lookup(np.array([hits[0].id]))[0]["sha256"]
+        assert stored == hashlib.sha256((image_dir / "img03.jpg").read_bytes()).hexdigest()
+
+
+INDEX_COMMAND = [sys.executable, "-m", "lookalike", "index", "--descriptor", "color-hist",
+                 "--batch-size", "5"]
+
+
+def _count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("workers, kill_after_rows", [(1, 0), (1, 10), (2, 35)])
+def test_sigkill_during_indexing_loses_nothing(tmp_path, workers, kill_after_rows):
+    """Kill the indexing process for real at some point, then reopen and resume."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(80):
+        photo(i, (200, 150)).save(photos / f"p{i:03d}.jpg", quality=85)
+    collection = tmp_path / "c"
+    process = subprocess.Popen(
+        [*INDEX_COMMAND, str(photos), "--collection", str(collection), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        if _count(collection / "metadata.sqlite") >= kill_after_rows and (
+            kill_after_rows or (collection / "manifest.json").exists() or time.time() > deadline - 59.8
+        ):
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # orphaned pool workers, if any
+    except ProcessLookupError:
+        pass
+
+    if (collection / "manifest.json").exists():
+        with Collection.open(collection) as c:
+            assert c.metadata.check() == []
+            assert len(c) == len(c.metadata)
+            hashes = list(c.metadata.hashes())
+            assert len(hashes) == len(set(hashes)) == len(c)
+            committed = len(c)
+        assert committed % 5 == 0 and committed < 80  # whole batches only, killed mid-run
+    done = subprocess.run(
+        [*INDEX_COMMAND, str(photos), "--collection", str(collection)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with Collection.open(collection) as c:
+        assert len(c) == 80 and c.metadata.check() == []
+        ids, vectors = c.metadata.vectors()
+        _, found = c.search(vectors[:5], 1)
+        assert found[:, 0].tolist() == ids[:5].tolist()
