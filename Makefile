@@ -1,4 +1,5 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,7 +20,8 @@ install: $(BIN)/lookalike
 demo: install
 	$(BIN)/lookalike demo-data $(DEMO)/photos
 	$(BIN)/lookalike index $(DEMO)/photos/images/database --collection $(DEMO)/collection --descriptor gist
-	$(BIN)/lookalike search $(DEMO)/photos/images/queries/astronaut_crop.jpg --collection $(DEMO)/collection -k 5 --html $(DEMO)/results.html
+	$(BIN)/lookalike search $(DEMO)/photos/images/queries/{astronaut_crop,coffee_rotate,rocket_colour,chelsea_small,motorcycle_left_jpeg}.jpg \
+		--collection $(DEMO)/collection -k 5 --html $(DEMO)/results.html
 	$(BIN)/lookalike eval $(DEMO)/photos/protocol.json --descriptor gist --json $(DEMO)/eval.json --plot $(DEMO)/pr.png
 	@echo "Open $(DEMO)/results.html to see the results."
 

@@ -129,31 +129,36 @@ def remove(
 
 @app.command()
 def search(
-    query: Annotated[Path, typer.Argument(help="Query image file.")],
+    queries: Annotated[list[Path], typer.Argument(help="Query image file(s).")],
     collection: Collection_,
-    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    k: Annotated[int, typer.Option("-k", help="Number of results per query.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
     rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
     shortlist: Annotated[int, typer.Option(help="Candidates re-ranked with --rerank.")] = 100,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Find the images of a collection most similar to QUERY."""
+    """Find the images of a collection most similar to each QUERY image."""
     from lookalike.index import Collection
     from lookalike.pipelines.searching import search_image
 
+    searches = []
     with Collection.open(collection) as store:
-        hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist, max_pixels=max_pixels)
-    if as_json:
-        typer.echo(json.dumps({"query": str(query), "results": [
-            {"rank": h.rank, "path": h.path, "score": h.score} for h in hits]}, indent=1))
-    else:
-        for h in hits:
-            typer.echo(f"{h.rank:>4}  {h.score:9.4f}  {h.path}")
+        for query in queries:
+            hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
+                                max_pixels=max_pixels)
+            searches.append((str(query), hits))
+            if as_json:
+                typer.echo(json.dumps({"query": str(query), "results": [
+                    {"rank": h.rank, "path": h.path, "score": h.score} for h in hits]}))
+            else:
+                typer.echo(f"{query}:")
+                for h in hits:
+                    typer.echo(f"{h.rank:>4}  {h.score:9.4f}  {h.path}")
     if html is not None:
         from lookalike.results_page import render
 
-        html.write_text(render([(str(query), hits)], title=f"lookalike: {query.name}"))
+        html.write_text(render(searches, title=f"lookalike: {len(queries)} queries in {collection.name}"))
         typer.echo(f"wrote {html}", err=True)
 
 

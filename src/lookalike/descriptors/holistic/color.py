@@ -66,9 +66,9 @@ class ColorHistogram(Descriptor):
 
     def histogram(self, image: np.ndarray) -> np.ndarray:
         """The L1-normalised joint histogram ``(prod(bins),)`` float32 of an RGB uint8 image."""
-        unit = to_unit_cube(image, self.config.space)  # (P, 3) in [0, 1)
-        bins = np.asarray(self.config.bins)
-        cells = np.minimum((unit * bins).astype(np.int64), bins - 1)
+        codes = to_bytes(image, self.config.space)  # (P, 3) uint8 colour coordinates
+        bins = np.asarray(self.config.bins, dtype=np.uint32)
+        cells = (codes * bins) >> 8  # floor(code / 256 * bins), in integers
         joint = (cells[:, 0] * bins[1] + cells[:, 1]) * bins[2] + cells[:, 2]
         counts = np.bincount(joint, minlength=self.n_bins).astype(np.float32)
         return counts / max(1.0, float(counts.sum()))
@@ -102,31 +102,38 @@ class ColorHistogram(Descriptor):
         return grid
 
 
-def to_unit_cube(image: np.ndarray, space: str) -> np.ndarray:
-    """Pixels ``[H, W, 3]`` uint8 -> ``(H*W, 3)`` float32 colour coordinates scaled to [0, 1)."""
+def to_bytes(image: np.ndarray, space: str) -> np.ndarray:
+    """Pixels ``[H, W, 3]`` uint8 -> ``(H*W, 3)`` colour coordinates quantised to 0..255 (uint32).
+
+    HSV comes from Pillow (hue wraps over 0..255). Lab is scaled from L in [0, 100] and a, b in
+    [-128, 128), which holds every sRGB colour.
+    """
     if space == "rgb":
-        return image.reshape(-1, 3).astype(np.float32) / 256.0
-    if space == "hsv":
-        hsv = np.asarray(Image.fromarray(image, "RGB").convert("HSV"))
-        return hsv.reshape(-1, 3).astype(np.float32) / 256.0
-    lab = srgb_to_lab(image.reshape(-1, 3))
-    # L in [0, 100]; a and b of sRGB colours lie within [-128, 128).
-    return np.clip((lab + [0.0, 128.0, 128.0]) / [100.0001, 256.0, 256.0], 0.0, 0.99999).astype(
-        np.float32
-    )
+        codes = image.reshape(-1, 3)
+    elif space == "hsv":
+        codes = np.asarray(Image.fromarray(image, "RGB").convert("HSV")).reshape(-1, 3)
+    else:
+        lab = srgb_to_lab(image.reshape(-1, 3))
+        codes = np.clip((lab + [0.0, 128.0, 128.0]) * [2.55, 1.0, 1.0], 0, 255)
+    return codes.astype(np.uint32)
+
+
+_codes = np.arange(256, dtype=np.float64) / 255.0
+_SRGB_TO_LINEAR = np.where(_codes <= 0.04045, _codes / 12.92, ((_codes + 0.055) / 1.055) ** 2.4).astype(
+    np.float32
+)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB ``(N, 3)`` uint8 -> CIE L*a*b* ``(N, 3)`` float32, D65 white (IEC 61966-2-1, CIE 1976)."""
-    c = rgb.astype(np.float32) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    to_xyz = np.array(
-        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-         [0.0193339, 0.1191920, 0.9503041]], dtype=np.float32,
-    )
-    xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
-    eps = (6 / 29) ** 3
-    f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack(
-        [116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1
-    ).astype(np.float32)
+    linear = _SRGB_TO_LINEAR[rgb.T]  # (3, N): channel-major keeps the 3x3 product fast
+    xyz = _RGB_TO_XYZ @ linear / _WHITE_D65
+    eps = np.float32((6 / 29) ** 3)
+    f = np.where(xyz > eps, np.power(np.maximum(xyz, eps), np.float32(1 / 3)),
+                 xyz / np.float32(3 * (6 / 29) ** 2) + np.float32(4 / 29))
+    return np.stack([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])], axis=1)
+
+
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]], dtype=np.float32)
+_WHITE_D65 = np.array([[0.95047], [1.0], [1.08883]], dtype=np.float32)

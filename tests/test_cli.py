@@ -1,0 +1,120 @@
+"""The command line, run as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+
+def run(*args, ok=True):
+    result = subprocess.run([sys.executable, "-m", "lookalike", *map(str, args)],
+                            capture_output=True, text=True, timeout=300)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_import_is_light():
+    code = ("import sys, lookalike, lookalike.cli, lookalike.descriptors, lookalike.io;"
+            "heavy = {'torch', 'cv2', 'faiss'} & set(sys.modules); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_index_search_info_remove(tmp_path, image_dir):
+    collection = tmp_path / "c"
+    (image_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = run("index", image_dir, "--collection", collection, "--descriptor", "color-hist",
+                 "--set", "space=lab", "--workers", "2")
+    assert "12 indexed" in result.stdout and "1 skipped" in result.stdout
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+
+    out = run("search", image_dir / "img05.jpg", "-c", collection, "-k", "3", "--json",
+              "--html", tmp_path / "r.html").stdout
+    payload = json.loads(out)
+    assert payload["results"][0]["path"].endswith("img05.jpg") and payload["results"][0]["rank"] == 1
+    assert len(payload["results"]) == 3
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/jpeg;base64,") == 4
+
+    lines = run("search", image_dir / "img01.jpg", image_dir / "img02.jpg", "-c", collection,
+                "-k", "1", "--json").stdout.splitlines()
+    assert [json.loads(line)["results"][0]["path"][-9:] for line in lines] == ["img01.jpg", "img02.jpg"]
+
+    emd = json.loads(run("search", image_dir / "img05.jpg", "-c", collection, "-k", "2",
+                         "--json", "--rerank", "emd", "--shortlist", "5").stdout)
+    assert emd["results"][0]["path"].endswith("img05.jpg")
+    assert emd["results"][0]["score"] == pytest.approx(0.0, abs=1e-6)  # -EMD to itself
+
+    info = json.loads(run("info", collection).stdout)
+    assert info["images"] == 12 and info["descriptor"]["config"]["space"] == "lab"
+
+    assert "removed 1 images; 11 left" in run("remove", image_dir / "img05.jpg", "-c", collection).stdout
+    again = run("index", image_dir, "-c", collection)
+    assert "1 indexed" in again.stdout and "11 already present" in again.stdout
+
+
+def test_update_command(tmp_path, image_dir):
+    collection = tmp_path / "c"
+    run("index", image_dir, "-c", collection, "-d", "edge-hist")
+    (image_dir / "img00.jpg").unlink()
+    result = run("update", image_dir, "-c", collection)
+    assert "1 removed" in result.stdout and "11 images" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["index", "nowhere", "-c", "c"], "nowhere: no such file or folder"),
+        (["index", ".", "-c", "c", "-d", "nope"], "unknown descriptor 'nope'; choose one of"),
+        (["index", ".", "-c", "c", "-d", "gist", "-s", "blocks=many"], "not a valid int"),
+        (["search", "q.jpg", "-c", "missing"], "not a lookalike collection"),
+        (["eval", "missing.json"], "no such protocol file"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "lookalike", *args], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_descriptor_for_existing_collection(tmp_path, image_dir):
+    run("index", image_dir, "-c", tmp_path / "c", "-d", "edge-hist")
+    result = run("index", image_dir, "-c", tmp_path / "c", "-d", "gist", ok=False)
+    assert result.returncode == 2 and "built with descriptor 'edge-hist'" in result.stderr
+
+
+def test_search_with_unreadable_query(tmp_path, image_dir):
+    run("index", image_dir, "-c", tmp_path / "c", "-d", "edge-hist")
+    (tmp_path / "q.jpg").write_text("nope")
+    result = run("search", tmp_path / "q.jpg", "-c", tmp_path / "c", ok=False)
+    assert result.returncode == 2 and "q.jpg: not an image" in result.stderr
+
+
+def test_eval_json_rankings_and_plot(tmp_path, image_dir):
+    names = sorted(p.name for p in image_dir.iterdir())
+    (tmp_path / "images").symlink_to(image_dir)
+    protocol = {"imlist": names, "qimlist": names[:3],
+                "gnd": [{"ok": [i], "junk": []} for i in range(3)]}
+    (tmp_path / "p.json").write_text(json.dumps(protocol))
+    result = run("eval", tmp_path / "p.json", "-d", "color-hist", "--json", tmp_path / "e.json",
+                 "--save-rankings", "--plot", tmp_path / "pr.png", "--workers", "1")
+    assert "mAP 1.0000" in result.stdout
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert saved["map"] == 1.0 and len(saved["per_query"]) == 3
+    assert saved["per_query"][0] == {"query": names[0], "ap": 1.0, "top1": True}
+    assert [r[0] for r in saved["rankings"]] == [0, 1, 2] and len(saved["rankings"][0]) == 12
+    assert Image.open(tmp_path / "pr.png").size[0] > 300
+
+
+def test_help_teaches():
+    text = run("--help").stdout
+    for command in ("index", "search", "eval", "descriptors", "info", "remove", "update"):
+        assert command in text
+    assert "gist" in run("descriptors").stdout
+    assert "--rerank" in run("search", "--help").stdout
