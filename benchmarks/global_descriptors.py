@@ -43,8 +43,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-output/global"))
     parser.add_argument("--descriptors", nargs="+", default=DESCRIPTORS)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--from-json", action="store_true", help="only redraw tables and plot from OUT/results.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        rows = json.loads((args.out / "results.json").read_text())["rows"]
+        print_tables(rows)
+        plot_attacks(rows, args.out / "copydays_attacks.png")
+        return
 
     rows, results = [], {}
     for dataset, files in DATASETS.items():
@@ -115,8 +121,8 @@ def plot_attacks(rows: list[dict], out: Path) -> None:
         ax.bar(np.arange(len(attacks)) + i * width, [r["per_attack"][a] for a in attacks], width,
                label=f"{r['descriptor']} (mAP {r['map']:.3f})")
     ax.set_xticks(np.arange(len(attacks)) + 0.4 - width / 2, attacks, rotation=60, ha="right", fontsize=8)
-    ax.set(ylabel="mAP", ylim=(0, 1.02), title="copydays: mAP per attack, global descriptors")
-    ax.legend(fontsize=8)
+    ax.set(ylabel="mAP", ylim=(0, 1.25), title="copydays: mAP per attack, global descriptors")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(copy_rows))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)

@@ -120,3 +120,21 @@ def test_sigkill_during_indexing_loses_nothing(tmp_path, workers, kill_after_row
         ids, vectors = c.metadata.vectors()
         _, found = c.search(vectors[:5], 1)
         assert found[:, 0].tolist() == ids[:5].tolist()
+
+
+def test_a_worker_crash_skips_only_that_file(tmp_path):
+    from lookalike.descriptors import register
+    from lookalike.pipelines.extract import extract
+    from tests.pipelines.crashing import Crashing
+
+    register("crashing", Crashing)
+    paths = []
+    for i in range(20):
+        size = (40, 60) if i == 7 else (60, 40)  # image 7 is portrait: its worker dies
+        paths.append(tmp_path / f"{i}.png")
+        photo(i, size).save(paths[-1])
+    results = list(extract(Crashing(), paths, workers=2, progress=None))
+    assert [p for p, _ in results] == paths
+    failed = [p.name for p, r in results if not hasattr(r, "vector")]
+    assert failed == ["7.png"]
+    assert "crashed the worker" in str(results[7][1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import types
 import typing
 from typing import Any, ClassVar
 
@@ -64,7 +65,11 @@ class Descriptor(abc.ABC):
 
     def spec(self) -> dict[str, Any]:
         """Name and config as plain JSON data: enough to rebuild an identical descriptor."""
-        return {"name": self.name, "config": _jsonable(dataclasses.asdict(self.config))}
+        return {
+            "name": self.name,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "config": _jsonable(dataclasses.asdict(self.config)),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
@@ -104,7 +109,7 @@ def _convert(kind: Any, text: str, key: str) -> Any:
     if origin is tuple:
         inner = typing.get_args(kind)[0]
         return tuple(_convert(inner, part.strip(), key) for part in text.split(","))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if text.lower() in ("none", ""):
             return None

@@ -16,6 +16,16 @@ _ENTRIES: dict[str, str] = {
 }
 
 
+def register(name: str, target: str | type[Descriptor]) -> None:
+    """Add a descriptor of your own: ``target`` is the class or its ``"module:Class"`` path.
+
+    The class must be importable by that path, so that worker processes can rebuild it.
+    """
+    if not isinstance(target, str):
+        target = f"{target.__module__}:{target.__qualname__}"
+    _ENTRIES[name] = target
+
+
 def available() -> list[str]:
     """Names of every registered descriptor, sorted."""
     return sorted(_ENTRIES)
@@ -25,7 +35,11 @@ def descriptor_class(name: str) -> type[Descriptor]:
     """The class registered as ``name``; an unknown name lists the valid ones."""
     if name not in _ENTRIES:
         raise LookalikeError(f"unknown descriptor {name!r}; choose one of: {', '.join(available())}")
-    module, _, attr = _ENTRIES[name].partition(":")
+    return _import(_ENTRIES[name])
+
+
+def _import(target: str) -> type[Descriptor]:
+    module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -35,7 +49,13 @@ def create(name: str, config: Any = None, /, **overrides: Any) -> Descriptor:
 
 
 def from_spec(spec: dict[str, Any]) -> Descriptor:
-    """Rebuild a descriptor from :meth:`Descriptor.spec` output."""
-    cls = descriptor_class(spec["name"])
+    """Rebuild a descriptor from :meth:`Descriptor.spec` output.
+
+    A name registered in another process (a plugin) is found by the class path in the spec.
+    """
+    if spec["name"] not in _ENTRIES and "class" in spec:
+        cls = _import(spec["class"])
+    else:
+        cls = descriptor_class(spec["name"])
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items()}
     return cls(cls.Config(**config))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,7 +31,10 @@ class Described(NamedTuple):
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    """One worker per core this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def extract(
@@ -64,34 +68,49 @@ def extract(
 
 
 def _in_processes(spec: dict, max_pixels: int, paths: Sequence, workers: int) -> Iterator:
-    """Results in order from a process pool, a bounded window of tasks ahead of the consumer.
+    """Results in order from a process pool that keeps a window of files ahead of the consumer.
 
-    If a worker dies (a decoder crash, the OOM killer), the window is retried one file at a time
-    in a fresh pool, and the file that kills its worker is reported instead of stopping the run.
+    Files are submitted before earlier results are consumed, so the workers go on decoding while
+    the caller commits. If a worker dies (a decoder crash, the OOM killer), the files that were in
+    flight are retried one at a time in fresh pools, and a file that kills its worker is reported
+    instead of stopping the run.
     """
-    window = workers * 16
     # spawn, not fork: faiss's OpenMP threads in the parent make forked children unsafe
     context = multiprocessing.get_context("spawn")
-    new_pool = lambda: ProcessPoolExecutor(workers, context, initializer=_init,  # noqa: E731
-                                           initargs=(spec, max_pixels))
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, context, initializer=_init, initargs=(spec, max_pixels))
+
+    window = 8 * workers
+    todo = iter(paths)
+    pending: deque = deque()
     pool = new_pool()
     try:
-        for start in range(0, len(paths), window):
-            chunk = paths[start : start + window]
+        while True:
+            while len(pending) < window and (path := next(todo, None)) is not None:
+                pending.append((path, pool.submit(_describe, path)))
+            if not pending:
+                return
+            path, future = pending.popleft()
             try:
-                yield from list(pool.map(_describe, chunk, chunksize=max(1, len(chunk) // (4 * workers))))
+                yield future.result()
             except BrokenProcessPool:
                 pool.shutdown(cancel_futures=True)
-                for path in chunk:
-                    pool = new_pool()
-                    try:
-                        yield pool.submit(_describe, path).result()
-                    except BrokenProcessPool:
-                        yield ImageError(path, "unreadable", "decoding crashed its worker process")
-                    pool.shutdown()
+                in_flight = [path] + [p for p, _ in pending]
+                pending.clear()
+                for retry in in_flight:
+                    yield _alone(new_pool, retry)
                 pool = new_pool()
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _alone(new_pool, path) -> Described | ImageError:
+    with new_pool() as pool:
+        try:
+            return pool.submit(_describe, path).result()
+        except BrokenProcessPool:
+            return ImageError(path, "unreadable", "decoding it crashed the worker process")
 
 
 _worker: dict = {}
