@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from lookalike.errors import LookalikeError
+from lookalike.io.images import DEFAULT_MAX_PIXELS  # light: Pillow and numpy only
 
 app = typer.Typer(
     add_completion=False,
@@ -43,9 +44,6 @@ Settings = Annotated[
                  "`lookalike descriptors` lists the options."),
 ]
 
-from lookalike.io.images import DEFAULT_MAX_PIXELS  # noqa: E402  (light: Pillow and numpy only)
-
-
 def _descriptor(name: str, settings: list[str] | None):
     from lookalike.descriptors import descriptor_class, parse_overrides
 
@@ -53,12 +51,17 @@ def _descriptor(name: str, settings: list[str] | None):
     return cls(**parse_overrides(cls.Config, settings or []))
 
 
-def _print_report(report) -> None:
-    for error in report.skipped:
-        typer.echo(f"skipped {error}", err=True)
-    for path, stored in report.duplicates:
-        typer.echo(f"duplicate {path}: same content as {stored}", err=True)
-    typer.echo(report.summary())
+def _index_and_report(store, paths: list[Path], **options) -> None:
+    from lookalike.pipelines.indexing import index_paths
+
+    with store:
+        report = index_paths(store, paths, **options)
+        for error in report.skipped:
+            typer.echo(f"skipped {error}", err=True)
+        for path, stored in report.duplicates:
+            typer.echo(f"duplicate {path}: same content as {stored}", err=True)
+        typer.echo(report.summary())
+        typer.echo(f"{store.path}: {len(store)} images")
 
 
 @app.command()
@@ -79,7 +82,6 @@ def index(
     interruption continues where it stopped. Unusable files are reported and skipped.
     """
     from lookalike.index import Collection
-    from lookalike.pipelines.indexing import index_paths
 
     if (collection / "manifest.json").exists():
         if settings and not descriptor:
@@ -88,10 +90,7 @@ def index(
         store = Collection.open(collection, descriptor=wanted, writable=True)
     else:
         store = Collection.create(collection, _descriptor(descriptor or "gist", settings))
-    with store:
-        _print_report(index_paths(store, list(paths), workers=workers, batch_size=batch_size,
-                                  max_pixels=max_pixels))
-        typer.echo(f"{collection}: {len(store)} images")
+    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
 
 @app.command()
@@ -103,12 +102,9 @@ def update(
 ) -> None:
     """Bring a collection up to date: add new files, re-describe changed ones, drop deleted ones."""
     from lookalike.index import Collection
-    from lookalike.pipelines.indexing import index_paths
 
-    with Collection.open(collection, writable=True) as store:
-        _print_report(index_paths(store, list(paths), workers=workers, max_pixels=max_pixels,
-                                  prune=True))
-        typer.echo(f"{collection}: {len(store)} images")
+    _index_and_report(Collection.open(collection, writable=True), paths, workers=workers,
+                      max_pixels=max_pixels, prune=True)
 
 
 @app.command()

@@ -75,16 +75,18 @@ def index_paths(
     stored_by_path = collection.metadata.paths()
     todo: list[tuple[Path, str, int]] = []
     claimed: dict[str, str] = {}
-    for path, digest in zip(files, hashes):
-        if isinstance(digest, ImageError):
-            report.skipped.append(digest)
-        elif stored_by_path.get(str(path)) == digest:
+    for path, hashed in zip(files, hashes):
+        if isinstance(hashed, ImageError):
+            report.skipped.append(hashed)
+            continue
+        digest, size = hashed
+        if stored_by_path.get(str(path)) == digest:
             report.present += 1
         elif digest in stored_by_hash or digest in claimed:
             report.duplicates.append((str(path), stored_by_hash.get(digest) or claimed[digest]))
         else:
             claimed[digest] = str(path)
-            todo.append((path, digest, path.stat().st_size))
+            todo.append((path, digest, size))
 
     batch: list[Entry] = []
     replaced: list[str] = []
@@ -113,19 +115,21 @@ def index_paths(
     return report
 
 
-def _hash_files(files: list[Path], progress: bool) -> list[str | ImageError]:
-    """sha256 of each file (threads: hashlib releases the GIL), or an ImageError if unreadable."""
+def _hash_files(files: list[Path], progress: bool) -> list[tuple[str, int] | ImageError]:
+    """(sha256, bytes) of each file (threads: hashlib releases the GIL), or an ImageError."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(tqdm(pool.map(_sha256, files), total=len(files), desc="hashing", unit="file",
                          disable=not progress, leave=False))
 
 
-def _sha256(path: Path) -> str | ImageError:
+def _sha256(path: Path) -> tuple[str, int] | ImageError:
     digest = hashlib.sha256()
+    size = 0
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
+                size += len(block)
     except OSError as exc:
         return ImageError(path, "unreadable", exc.strerror or str(exc))
-    return digest.hexdigest()
+    return digest.hexdigest(), size
