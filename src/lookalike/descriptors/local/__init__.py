@@ -1,0 +1,1 @@
+"""Local features: keypoints with their geometry and descriptors (extra ``[cv]``)."""
