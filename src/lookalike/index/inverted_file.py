@@ -50,13 +50,8 @@ class InvertedFile:
 
     def _build(self) -> sparse.csr_matrix:
         if self._postings is None:
-            counts = self._counts
-            self.idf_ = idf_weights(counts)
-            tf = sparse.diags(1.0 / np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1e-12)) @ counts
-            weighted = tf @ sparse.diags(self.idf_)
-            norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-            weighted = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
-            self._postings = weighted.T.tocsr().astype(np.float32)  # (K, N): one row per word
+            self.idf_ = idf_weights(self._counts)
+            self._postings = _tfidf(self._counts, self.idf_).T.tocsr()  # (K, N): one row per word
         return self._postings
 
     def search(self, counts: np.ndarray | sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +60,7 @@ class InvertedFile:
         queries = sparse.csr_matrix(counts, dtype=np.float32)
         if queries.shape[1] != self.n_words:
             raise LookalikeError(f"queries should have {self.n_words} word counts, got {queries.shape[1]}")
-        tf = sparse.diags(1.0 / np.maximum(np.asarray(queries.sum(axis=1)).ravel(), 1e-12)) @ queries
-        weighted = (tf @ sparse.diags(self.idf_)).tocsr()
-        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-        weighted = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
-        scores = (weighted @ postings).toarray()  # (Q, N): only the query words' rows are read
+        scores = (_tfidf(queries, self.idf_) @ postings).toarray()  # (Q, N): only the query words' rows are read
         n = scores.shape[1]
         out_scores = np.full((len(scores), k), -np.inf, dtype=np.float32)
         out_ids = np.full((len(scores), k), -1, dtype=np.int64)
@@ -83,3 +74,11 @@ class InvertedFile:
         out_ids[:, :top] = self._ids[best]
         return out_scores, out_ids
 
+
+
+def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Sparse L2-normalised tf-idf rows: the sparse twin of :func:`lookalike.postprocess.tfidf.tfidf`."""
+    tf = sparse.diags(1.0 / np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1e-12)) @ counts
+    weighted = tf @ sparse.diags(idf)
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return (sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted).tocsr().astype(np.float32)

@@ -8,13 +8,13 @@ from lookalike.descriptors.aggregate.checks import l2_normalise, local_descripto
 from lookalike.errors import LookalikeError
 
 
-def gmm_posteriors(x: np.ndarray, means: np.ndarray, variances: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Soft assignments ``(T, K)`` of ``x (T, D)`` to a diagonal GMM, in matrix form.
+def gmm_log_joint(x: np.ndarray, means: np.ndarray, variances: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``log w_k + log N(x_t | mu_k, s2_k)`` ``(T, K)`` for a diagonal GMM, in matrix form.
 
     ``log N(x | mu, s2) = -1/2 [sum log(2 pi s2) + x^2 . (1/s2) - 2 x . (mu/s2) + sum mu^2/s2]``:
     two BLAS products instead of a loop over components.
     """
-    x = x.astype(np.float64)
+    x = np.asarray(x, dtype=np.float64)
     inverse = 1.0 / variances
     log_likelihood = -0.5 * (
         np.log(2.0 * np.pi * variances).sum(axis=1)
@@ -22,7 +22,12 @@ def gmm_posteriors(x: np.ndarray, means: np.ndarray, variances: np.ndarray, weig
         - 2.0 * x @ (means * inverse).T
         + (means * means * inverse).sum(axis=1)
     )
-    log_joint = log_likelihood + np.log(weights)
+    return log_likelihood + np.log(weights)
+
+
+def gmm_posteriors(x: np.ndarray, means: np.ndarray, variances: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Soft assignments ``(T, K)`` of ``x (T, D)`` to a diagonal GMM (a softmax of the log joint)."""
+    log_joint = gmm_log_joint(x, means, variances, weights)
     log_joint -= log_joint.max(axis=1, keepdims=True)
     joint = np.exp(log_joint)
     return joint / joint.sum(axis=1, keepdims=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.descriptors.aggregate.checks import local_descriptors
-from lookalike.descriptors.aggregate.fisher import gmm_posteriors
+from lookalike.descriptors.aggregate.fisher import gmm_log_joint, gmm_posteriors
 from lookalike.descriptors.aggregate.vlad import nearest_centers
 from lookalike.errors import LookalikeError
 
@@ -134,13 +134,9 @@ class GaussianMixture:
     def score(self, x: np.ndarray) -> float:
         """Mean log-likelihood per descriptor."""
         _not_fitted(self, "means_")
-        x = np.asarray(x, dtype=np.float64)
-        inverse = 1.0 / self.variances_
-        log_likelihood = -0.5 * (np.log(2 * np.pi * self.variances_).sum(axis=1) + (x * x) @ inverse.T
-                                 - 2 * x @ (self.means_ * inverse).T
-                                 + (self.means_ ** 2 * inverse).sum(axis=1)) + np.log(self.weights_)
-        top = log_likelihood.max(axis=1, keepdims=True)
-        return float((top[:, 0] + np.log(np.exp(log_likelihood - top).sum(axis=1))).mean())
+        log_joint = gmm_log_joint(x, self.means_, self.variances_, self.weights_)
+        top = log_joint.max(axis=1, keepdims=True)
+        return float((top[:, 0] + np.log(np.exp(log_joint - top).sum(axis=1))).mean())
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Posteriors ``(T, K)``."""
