@@ -24,6 +24,22 @@ def photo(seed: int, size: tuple[int, int] = (96, 64)) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8), "RGB")
 
 
+def scene(seed: int, size: tuple[int, int] = (240, 180)) -> Image.Image:
+    """A deterministic image full of corners and blobs (random shapes), where SIFT finds keypoints."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    image = photo(seed, size)
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    for _ in range(40):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        x1, y1 = x0 + rng.uniform(4, w / 4), y0 + rng.uniform(4, h / 4)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)((x0, y0, x1, y1), fill=colour)
+    return image
+
+
 @pytest.fixture
 def image_dir(tmp_path: Path) -> Path:
     """A folder of 12 distinct JPEG photos."""

@@ -118,3 +118,23 @@ def test_help_teaches():
         assert command in text
     assert "gist" in run("descriptors").stdout
     assert "--rerank" in run("search", "--help").stdout
+
+
+def test_train_then_index_and_search_with_vlad(tmp_path):
+    pytest.importorskip("cv2")
+    from tests.conftest import scene
+
+    photos = tmp_path / "scenes"
+    photos.mkdir()
+    for i in range(8):
+        scene(i).save(photos / f"s{i}.png")
+    out = run("train", photos, "-d", "vlad", "-s", "k=8", "-s", "pca=32", "-o", tmp_path / "v.npz").stdout
+    assert "learned vlad (k=8)" in out and f"vocabulary={tmp_path / 'v.npz'}" in out
+    run("index", photos, "-c", tmp_path / "c1", "-d", "vlad", "-s", "k=8", "-s", "pca=32",
+        "-s", f"vocabulary={tmp_path / 'v.npz'}")
+    hits = json.loads(run("search", photos / "s3.png", "-c", tmp_path / "c1", "-k", "1", "--json").stdout)
+    assert hits["results"][0]["path"].endswith("s3.png")
+    # without a vocabulary, index learns one from the images and keeps it in the collection
+    result = run("index", photos, "-c", tmp_path / "c2", "-d", "fisher", "-s", "k=4", "-s", "pca=16")
+    assert "learning it from the images" in result.stderr and (tmp_path / "c2" / "vocabulary.npz").exists()
+    assert json.loads(run("info", tmp_path / "c2").stdout)["dim"] == 2 * 4 * 16

@@ -15,6 +15,8 @@ from lookalike.io.demo_photos import build_demo_set
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import evaluate_descriptor
 
+VLAD_FLOOR, BOW_FLOOR = 0.85, 0.85  # measured 0.884 and 0.887 (color-hist: 0.812)
+
 
 @pytest.mark.parametrize("name, floor", [("color-hist", 0.75), ("edge-hist", 0.36), ("gist", 0.40)])
 def test_landmarks(shared_data, name, floor):
@@ -44,3 +46,21 @@ def test_demo_set(tmp_path):
     assert len(protocol.imlist) == 20 and len(protocol.qimlist) == 100
     result = evaluate_descriptor(protocol, create("gist"), progress=False)
     assert result["map"] >= 0.85 and result["per_attack"]["jpeg"]["map"] >= 0.9
+
+
+def test_landmarks_vlad_and_bow_beat_global_descriptors(shared_data, tmp_path):
+    """Aggregated SIFT on landmarks' scenes plus 100 distractors, vocabulary learned on them."""
+    pytest.importorskip("cv2")
+    protocol = load_protocol(shared_data / "landmarks" / "full.json")
+    scenes = [i for i, path in enumerate(protocol.imlist) if not path.startswith("distractors/")]
+    keep = scenes + [i for i, path in enumerate(protocol.imlist) if path.startswith("distractors/")][:100]
+    new_index = {old: new for new, old in enumerate(keep)}
+    subset = dataclasses.replace(
+        protocol, imlist=[protocol.imlist[i] for i in keep],
+        gnd=[{key: [new_index[i] for i in values if i in new_index] for key, values in g.items()}
+             for g in protocol.gnd])
+    vlad = evaluate_descriptor(subset, create("vlad", k=16), progress=False, vocabulary_dir=tmp_path)
+    bow = evaluate_descriptor(subset, create("bow", k=1000), progress=False, vocabulary_dir=tmp_path)
+    color = evaluate_descriptor(subset, create("color-hist"), progress=False)
+    assert vlad["map"] >= VLAD_FLOOR and bow["map"] >= BOW_FLOOR
+    assert vlad["map"] > color["map"] and bow["map"] > color["map"]

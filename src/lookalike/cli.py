@@ -89,7 +89,15 @@ def index(
         wanted = _descriptor(descriptor, settings) if settings else descriptor
         store = Collection.open(collection, descriptor=wanted, writable=True)
     else:
-        store = Collection.create(collection, _descriptor(descriptor or "gist", settings))
+        wanted = _descriptor(descriptor or "gist", settings)
+        if not wanted.trained:
+            from lookalike.io.files import find_images
+            from lookalike.pipelines.training import train_descriptor
+
+            typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
+            wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
+                                         workers=workers, max_pixels=max_pixels)
+        store = Collection.create(collection, wanted)
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
 
@@ -158,6 +166,38 @@ def search(
         typer.echo(f"wrote {html}", err=True)
 
 
+@app.command()
+def train(
+    paths: Annotated[list[Path], typer.Argument(help="Training images: files and folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the learned model (.npz).")],
+    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="bow, vlad or fisher.")] = "vlad",
+    settings: Settings = None,
+    max_images: Annotated[int, typer.Option(help="Use at most this many images (evenly spaced).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of k-means and EM.")] = 0,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Learn a descriptor's vocabulary (and PCA, idf) from training images.
+
+    Then use it with -s vocabulary=OUT, e.g.
+
+      lookalike train ~/paris -d vlad -s k=64 -o vlad64.npz
+
+      lookalike index ~/photos -c photos.lookalike -d vlad -s k=64 -s vocabulary=vlad64.npz
+    """
+    from lookalike.io.files import find_images
+    from lookalike.pipelines.training import train_descriptor
+
+    trained, report = train_descriptor(_descriptor(descriptor, settings), find_images(paths), out,
+                                       max_images=max_images, workers=workers, max_pixels=max_pixels,
+                                       seed=seed)
+    typer.echo(f"learned {trained.name} (k={trained.config.k}) from {report['descriptors']:,} local "
+               f"descriptors of {report['images']} images in "
+               f"{report['describe_seconds'] + report['learn_seconds']:.1f} s; wrote {out}")
+    typer.echo(f"use it with: -d {trained.name} " + " ".join(
+        f"-s {k}={v}" for k, v in trained.spec()["config"].items() if k in ("k", "pca", "vocabulary")))
+
+
 @app.command(name="eval")
 def evaluate(
     protocol: Annotated[Path, typer.Argument(help="Protocol JSON (docs/protocol.md).")],
@@ -167,6 +207,9 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write full results as JSON.")] = None,
     save_rankings: Annotated[bool, typer.Option(help="Include each query's ranking in --json output.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write a precision-recall plot (PNG).")] = None,
+    train_images: Annotated[Optional[list[Path]], typer.Option(
+        help="Images to learn a vocabulary from, for descriptors that need one and have none "
+        "[default: the database images].")] = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -176,8 +219,13 @@ def evaluate(
     from lookalike.pipelines.evaluation import evaluate_descriptor
 
     parsed = load_protocol(protocol, images)
+    train_paths = None
+    if train_images:
+        from lookalike.io.files import find_images
+
+        train_paths = find_images(train_images)
     result = evaluate_descriptor(parsed, _descriptor(descriptor, settings), workers=workers,
-                                 max_pixels=max_pixels)
+                                 max_pixels=max_pixels, train_paths=train_paths)
     for line in result["skipped"]:
         typer.echo(f"skipped {line}", err=True)
     typer.echo(format_summary(result))

@@ -10,44 +10,60 @@ import pytest
 from lookalike.descriptors import available, create, descriptor_class, parse_overrides
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import LookalikeError
-from tests.conftest import photo
+from tests.conftest import photo, scene
 
 NAMES = available()
+SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16)}
 
 
 @pytest.fixture(scope="module")
 def images():
-    return [np.asarray(photo(seed, (160, 120))) for seed in range(4)]
+    return [np.asarray(scene(seed, (160, 120))) for seed in range(4)]
+
+
+@pytest.fixture(scope="module")
+def trained(images, tmp_path_factory):
+    """Every registered descriptor, with a small vocabulary learned where one is needed."""
+    folder = tmp_path_factory.mktemp("vocabularies")
+    built = {}
+    for name in NAMES:
+        descriptor = create(name, **SMALL.get(name, {}))
+        if not descriptor.trained:
+            sample = [descriptor.local_features(np.asarray(scene(s))).descriptors
+                      for s in range(10, 16)]
+            descriptor = descriptor.fit(sample, folder / f"{name}.npz")
+        built[name] = descriptor
+    return built
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shape_dtype_and_determinism(name, images):
-    descriptor = create(name)
+def test_shape_dtype_and_determinism(name, images, trained):
+    descriptor = trained[name]
     first = descriptor(images[0])
     assert first.shape == (descriptor.dim,) and first.dtype == np.float32
     assert np.isfinite(first).all()
-    np.testing.assert_array_equal(first, create(name)(images[0]))
+    np.testing.assert_array_equal(first, from_spec(descriptor.spec())(images[0]))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_self_similarity_is_highest(name, images):
-    descriptor = create(name)
+def test_self_similarity_is_highest(name, images, trained):
+    descriptor = trained[name]
     vectors = np.stack([descriptor(im) for im in images])
     similarity = vectors @ vectors.T
     assert (np.argmax(similarity, axis=1) == np.arange(len(images))).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_small_and_odd_images(name):
-    descriptor = create(name)
+def test_small_and_odd_images(name, trained):
+    descriptor = trained[name]
     for shape in [(1, 1, 3), (7, 300, 3), (300, 5, 3)]:
         vector = descriptor(np.full(shape, 128, np.uint8))
         assert vector.shape == (descriptor.dim,) and np.isfinite(vector).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_spec_round_trip_and_pickle(name, images):
-    descriptor = create(name)
+def test_spec_round_trip_and_pickle(name, images, trained):
+    descriptor = trained[name]
     rebuilt = from_spec(descriptor.spec())
     assert rebuilt.spec() == descriptor.spec()
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(descriptor))(images[1]), descriptor(images[1]))
@@ -60,7 +76,7 @@ def test_docstring_cites_a_source(name):
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(LookalikeError, match="choose one of: color-hist"):
+    with pytest.raises(LookalikeError, match="choose one of: bow, color-hist"):
         create("sift-magic")
 
 

@@ -23,6 +23,8 @@ class Descriptor(abc.ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
+    sparse: bool = False  # mostly zeros: search it with an inverted file
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
         config = self.Config() if config is None else config

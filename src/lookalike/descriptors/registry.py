@@ -13,6 +13,9 @@ _ENTRIES: dict[str, str] = {
     "color-hist": "lookalike.descriptors.holistic.color:ColorHistogram",
     "edge-hist": "lookalike.descriptors.holistic.edges:EdgeHistogram",
     "gist": "lookalike.descriptors.holistic.gist:Gist",
+    "bow": "lookalike.descriptors.aggregated:BagOfWords",
+    "vlad": "lookalike.descriptors.aggregated:Vlad",
+    "fisher": "lookalike.descriptors.aggregated:Fisher",
 }
 
 

@@ -64,7 +64,8 @@ class Collection:
         path = Path(path)
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
-        leftovers = {MANIFEST + ".tmp"}  # from a creation that was interrupted
+        # what an interrupted creation leaves, and a vocabulary learned for this collection
+        leftovers = {MANIFEST + ".tmp", "vocabulary.npz"}
         if path.exists() and (not path.is_dir() or any(p.name not in leftovers for p in path.iterdir())):
             raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
         path.mkdir(parents=True, exist_ok=True)

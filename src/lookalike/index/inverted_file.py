@@ -16,12 +16,21 @@ from lookalike.postprocess.tfidf import idf_weights
 
 
 class InvertedFile:
-    """tf-idf search over word counts; ids are int64 chosen by the caller, as in faiss."""
+    """Sparse search over bag-of-words vectors; ids are int64 chosen by the caller, as in faiss.
 
-    def __init__(self, n_words: int) -> None:
+    With ``weighting="tfidf"`` (the default) rows are word counts, weighted by tf-idf with the idf
+    of the documents added so far, and scored by cosine. With ``weighting="none"`` rows are used
+    as given (already weighted and normalised, like the ``bow`` descriptor's) and scored by their
+    inner product.
+    """
+
+    def __init__(self, n_words: int, weighting: str = "tfidf") -> None:
         if n_words < 1:
             raise LookalikeError(f"n_words={n_words} should be >= 1")
+        if weighting not in ("tfidf", "none"):
+            raise LookalikeError(f"weighting={weighting!r}; choose tfidf or none")
         self.n_words = n_words
+        self.weighting = weighting
         self._counts = sparse.csr_matrix((0, n_words), dtype=np.float32)  # (N, K) raw counts
         self._ids = np.zeros(0, dtype=np.int64)
         self._postings: sparse.csr_matrix | None = None  # (K, N) weighted, built lazily
@@ -50,8 +59,11 @@ class InvertedFile:
 
     def _build(self) -> sparse.csr_matrix:
         if self._postings is None:
-            self.idf_ = idf_weights(self._counts)
-            self._postings = _tfidf(self._counts, self.idf_).T.tocsr()  # (K, N): one row per word
+            rows = self._counts
+            if self.weighting == "tfidf":
+                self.idf_ = idf_weights(rows)
+                rows = _tfidf(rows, self.idf_)
+            self._postings = rows.T.tocsr()  # (K, N): one row per word
         return self._postings
 
     def search(self, counts: np.ndarray | sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +72,9 @@ class InvertedFile:
         queries = sparse.csr_matrix(counts, dtype=np.float32)
         if queries.shape[1] != self.n_words:
             raise LookalikeError(f"queries should have {self.n_words} word counts, got {queries.shape[1]}")
-        scores = (_tfidf(queries, self.idf_) @ postings).toarray()  # (Q, N): only the query words' rows are read
+        if self.weighting == "tfidf":
+            queries = _tfidf(queries, self.idf_)
+        scores = (queries @ postings).toarray()  # (Q, N): only the query words' rows are read
         n = scores.shape[1]
         out_scores = np.full((len(scores), k), -np.inf, dtype=np.float32)
         out_ids = np.full((len(scores), k), -1, dtype=np.int64)

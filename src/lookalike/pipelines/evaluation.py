@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -52,23 +54,48 @@ def describe_protocol(
     )
 
 
-def rank_all(database: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Full rankings ``(Q, N)`` of database indices by inner product, best first (exact)."""
+def rank_all(database: np.ndarray, queries: np.ndarray, sparse: bool = False) -> np.ndarray:
+    """Full rankings ``(Q, N)`` of database indices by inner product, best first (exact).
+
+    ``sparse`` vectors (bag of words) go through the inverted file, which touches only the
+    posting lists of each query's words.
+    """
+    ids = np.arange(len(database), dtype=np.int64)
+    if sparse:
+        from lookalike.index.inverted_file import InvertedFile
+
+        index = InvertedFile(database.shape[1], weighting="none")
+        index.add(database, ids)
+        return index.search(queries, len(database))[1]
     index = flat.new_index(database.shape[1])
-    index.add_with_ids(database, np.arange(len(database), dtype=np.int64))
-    _, ids = flat.search(index, queries, len(database))
-    return ids
+    index.add_with_ids(database, ids)
+    return flat.search(index, queries, len(database))[1]
 
 
 def evaluate_descriptor(
     protocol: Protocol, descriptor: Descriptor, *, workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
+    train_paths: list[Path] | None = None, vocabulary_dir: str | Path | None = None,
 ) -> dict:
-    """Describe, rank and score; the result of :func:`evaluate_rankings` plus timing and sizes."""
+    """Describe, rank and score; the result of :func:`evaluate_rankings` plus timing and sizes.
+
+    A descriptor that still needs a vocabulary is first trained on ``train_paths`` (default: the
+    protocol's database images; unsupervised, no labels are used) and its model is saved in
+    ``vocabulary_dir`` (default: a temporary folder).
+    """
+    training = None
+    if not descriptor.trained:
+        from lookalike.pipelines.training import train_descriptor
+
+        folder = Path(vocabulary_dir) if vocabulary_dir else Path(tempfile.mkdtemp(prefix="lookalike-"))
+        descriptor, training = train_descriptor(
+            descriptor, list(train_paths or protocol.database_paths()),
+            folder / f"{descriptor.name}-{protocol.name}.npz", workers=workers, max_pixels=max_pixels,
+            progress=progress)
     described = describe_protocol(protocol, descriptor, workers=workers, max_pixels=max_pixels,
                                   progress=progress)
     start = time.perf_counter()
-    rankings = rank_all(described.database, described.queries)
+    rankings = rank_all(described.database, described.queries, descriptor.sparse)
     search_seconds = time.perf_counter() - start
     result = evaluate_rankings(rankings, protocol)
     result.update(
@@ -81,6 +108,7 @@ def evaluate_descriptor(
         ms_per_image=1000 * described.seconds / max(1, described.images),
         search_seconds=search_seconds,
         skipped=[str(e) for e in described.skipped],
+        training=training,
         _rankings=rankings,
     )
     return result

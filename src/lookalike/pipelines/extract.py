@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,7 +25,7 @@ from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
 
 
 class Described(NamedTuple):
-    vector: np.ndarray  # (D,) float32
+    vector: np.ndarray  # (D,) float32, or what ``compute`` returned
     width: int
     height: int
 
@@ -44,22 +44,25 @@ def extract(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: str | None = "describing",
+    compute: Callable | None = None,
 ) -> Iterator[tuple[Path, Described | ImageError]]:
     """Yield ``(path, Described | ImageError)`` for each path, in the order given.
 
     Args:
         workers: processes to use; ``None`` means one per available core, ``1`` runs in-process.
         progress: label of the tqdm bar, or ``None`` for no bar.
+        compute: what to compute instead of the descriptor's vector: a module-level function
+            ``(descriptor, pixels) -> array`` (it must pickle by name into the workers).
     """
     workers = default_workers() if workers is None else max(1, workers)
     workers = min(workers, max(1, len(paths)))
     bar = tqdm(total=len(paths), desc=progress, unit="img", disable=progress is None, leave=False)
     try:
         if workers == 1:
-            _init(descriptor.spec(), max_pixels)
+            _init(descriptor.spec(), max_pixels, compute)
             results: Iterator = map(_describe, paths)
         else:
-            results = _in_processes(descriptor.spec(), max_pixels, paths, workers)
+            results = _in_processes((descriptor.spec(), max_pixels, compute), paths, workers)
         for path, result in zip(paths, results):
             bar.update()
             yield Path(path), result
@@ -67,7 +70,7 @@ def extract(
         bar.close()
 
 
-def _in_processes(spec: dict, max_pixels: int, paths: Sequence, workers: int) -> Iterator:
+def _in_processes(initargs: tuple, paths: Sequence, workers: int) -> Iterator:
     """Results in order from a process pool that keeps a window of files ahead of the consumer.
 
     Files are submitted before earlier results are consumed, so the workers go on decoding while
@@ -79,7 +82,7 @@ def _in_processes(spec: dict, max_pixels: int, paths: Sequence, workers: int) ->
     context = multiprocessing.get_context("spawn")
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, context, initializer=_init, initargs=(spec, max_pixels))
+        return ProcessPoolExecutor(workers, context, initializer=_init, initargs=initargs)
 
     window = 8 * workers
     todo = iter(paths)
@@ -116,9 +119,10 @@ def _alone(new_pool, path) -> Described | ImageError:
 _worker: dict = {}
 
 
-def _init(spec: dict, max_pixels: int) -> None:
+def _init(spec: dict, max_pixels: int, compute: Callable | None) -> None:
     _worker["descriptor"] = from_spec(spec)
     _worker["max_pixels"] = max_pixels
+    _worker["compute"] = compute
 
 
 def _describe(path: str | Path) -> Described | ImageError:
@@ -127,7 +131,9 @@ def _describe(path: str | Path) -> Described | ImageError:
         decoded = load_image(path, max_side=descriptor.max_side, max_pixels=_worker["max_pixels"])
     except ImageError as exc:
         return exc
+    compute = _worker["compute"]
     try:
-        return Described(descriptor(decoded.pixels), decoded.width, decoded.height)
+        result = descriptor(decoded.pixels) if compute is None else compute(descriptor, decoded.pixels)
+        return Described(result, decoded.width, decoded.height)
     except Exception as exc:  # noqa: BLE001 - one odd image must not stop a run of thousands
         return ImageError(path, "descriptor failed", f"{type(exc).__name__}: {exc}")

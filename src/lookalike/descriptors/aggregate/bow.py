@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.descriptors.aggregate.checks import local_descriptors
+from lookalike.descriptors.aggregate.vlad import knn_centers
 from lookalike.errors import LookalikeError
 
 
@@ -23,12 +24,10 @@ def bow_encode(x: np.ndarray, centers: np.ndarray, *, soft: int = 1, sigma: floa
         raise LookalikeError(f"soft={soft} should be between 1 and the vocabulary size {k}")
     if len(x) == 0:
         return np.zeros(k, dtype=np.float32)
-    squared = np.maximum((x * x).sum(1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(1), 0.0)
+    d2, nearest = knn_centers(x, centers, soft)  # (T, soft) each, nearest first
     if soft == 1:
-        return np.bincount(np.argmin(squared, axis=1), minlength=k).astype(np.float32)
-    nearest = np.argpartition(squared, soft - 1, axis=1)[:, :soft]  # (T, soft)
-    d2 = np.take_along_axis(squared, nearest, axis=1)
-    scale = sigma if sigma is not None else float(np.median(np.sqrt(d2.min(axis=1)))) or 1.0
-    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2.0 * scale * scale))
+        return np.bincount(nearest[:, 0], minlength=k).astype(np.float32)
+    scale = sigma if sigma is not None else float(np.median(np.sqrt(d2[:, 0]))) or 1.0
+    weights = np.exp(-(d2 - d2[:, :1]) / (2.0 * scale * scale))
     weights /= weights.sum(axis=1, keepdims=True)
     return np.bincount(nearest.ravel(), weights=weights.ravel(), minlength=k).astype(np.float32)

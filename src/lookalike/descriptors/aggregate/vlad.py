@@ -8,10 +8,35 @@ from scipy import sparse
 from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors, signed_power
 
 
+#: Above this many centres, faiss's blocked search beats one dense (T, K) distance matrix.
+LARGE_VOCABULARY = 1024
+
+
+def knn_centers(x: np.ndarray, centers: np.ndarray, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Squared L2 distances and indices ``(T, n)`` of the ``n`` nearest centres of each row of ``x``.
+
+    Small vocabularies use one BLAS product; large ones (20k words and more) use faiss, which
+    never holds the whole ``(T, K)`` distance matrix.
+    """
+    if len(centers) > LARGE_VOCABULARY:
+        import faiss
+
+        distances, indices = faiss.knn(np.ascontiguousarray(x, np.float32),
+                                       np.ascontiguousarray(centers, np.float32), n)
+        return distances, indices.astype(np.int64)
+    squared = np.maximum((x * x).sum(1)[:, None] - 2.0 * (x @ centers.T) + (centers * centers).sum(1), 0.0)
+    if n == 1:
+        indices = np.argmin(squared, axis=1)[:, None]
+    else:
+        indices = np.argpartition(squared, n - 1, axis=1)[:, :n]
+    distances = np.take_along_axis(squared, indices, axis=1)
+    order = np.argsort(distances, axis=1, kind="stable")
+    return np.take_along_axis(distances, order, axis=1), np.take_along_axis(indices, order, axis=1)
+
+
 def nearest_centers(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index ``(T,)`` of the nearest centre (L2) of each row of ``x (T, D)``, by one BLAS product."""
-    distances = (centers * centers).sum(axis=1) - 2.0 * (x @ centers.T)  # + |x|^2, same per row
-    return np.argmin(distances, axis=1)
+    """Index ``(T,)`` of the nearest centre (L2) of each row of ``x (T, D)``."""
+    return knn_centers(x, centers, 1)[1][:, 0]
 
 
 def vlad_encode(

@@ -54,7 +54,8 @@ class KMeansVocabulary:
         import faiss
 
         x = _check_training(x, self.n_clusters, 1)
-        kmeans = faiss.Kmeans(x.shape[1], self.n_clusters, niter=self.n_iter, nredo=self.n_redo, seed=self.seed,
+        kmeans = faiss.Kmeans(x.shape[1], self.n_clusters, niter=self.n_iter, nredo=self.n_redo,
+                              seed=self.seed,
                               max_points_per_centroid=self.max_points_per_centroid, verbose=False)
         kmeans.train(x)
         self.centers_ = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
@@ -63,14 +64,7 @@ class KMeansVocabulary:
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Nearest word ``(T,)`` int64 of each descriptor."""
         _not_fitted(self, "centers_")
-        x = local_descriptors(x, self.centers_.shape[1])
-        if len(self.centers_) > 1024:  # faiss beats one dense product for big vocabularies
-            import faiss
-
-            index = faiss.IndexFlatL2(self.centers_.shape[1])
-            index.add(self.centers_)
-            return index.search(x, 1)[1][:, 0].astype(np.int64)
-        return nearest_centers(x, self.centers_).astype(np.int64)
+        return nearest_centers(local_descriptors(x, self.centers_.shape[1]), self.centers_).astype(np.int64)
 
     def save(self, path: str | Path) -> None:
         _not_fitted(self, "centers_")
