@@ -59,3 +59,15 @@ def test_bad_shapes():
     index.add(np.ones((2, 10)), [1, 2])
     with pytest.raises(LookalikeError, match="10 word counts"):
         index.search(np.ones((1, 4)), 1)
+
+
+def test_unweighted_rows_score_by_inner_product():
+    database = sparse.random(40, 300, density=0.05, random_state=3, dtype=np.float32).toarray()
+    queries = sparse.random(3, 300, density=0.05, random_state=4, dtype=np.float32).toarray()
+    index = InvertedFile(300, weighting="none")
+    index.add(database, np.arange(40))
+    scores, found = index.search(queries, 5)
+    exact = queries @ database.T
+    np.testing.assert_allclose(scores, np.sort(exact, axis=1)[:, ::-1][:, :5], atol=1e-6)
+    with pytest.raises(LookalikeError, match="weighting"):
+        InvertedFile(10, weighting="bm25")
