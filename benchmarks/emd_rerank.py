@@ -38,7 +38,7 @@ def main() -> None:
         copydays, qimlist=[copydays.qimlist[i] for i in keep], gnd=[copydays.gnd[i] for i in keep],
         qattack=[copydays.qattack[i] for i in keep], qfamily=[copydays.qfamily[i] for i in keep])
 
-    print(f"| protocol | ranking | mAP | top-1 | ms/query |\n|---|---|---|---|---|")
+    print("| protocol | ranking | mAP | top-1 | ms/query |\n|---|---|---|---|---|")
     for name, protocol in (("landmarks/full", landmarks), (f"copydays ({len(keep)} queries)", copydays)):
         described = describe_protocol(protocol, descriptor, progress=False)
         rankings = rank_all(described.database, described.queries)

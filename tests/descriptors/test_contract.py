@@ -10,7 +10,7 @@ import pytest
 from lookalike.descriptors import available, create, descriptor_class, parse_overrides
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import LookalikeError
-from tests.conftest import photo, scene
+from tests.conftest import scene
 
 NAMES = available()
 SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16)}

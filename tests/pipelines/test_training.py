@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("cv2")
@@ -14,7 +13,7 @@ from lookalike.errors import LookalikeError  # noqa: E402
 from lookalike.io.protocol import load_protocol  # noqa: E402
 from lookalike.pipelines.evaluation import evaluate_descriptor  # noqa: E402
 from lookalike.pipelines.training import train_descriptor  # noqa: E402
-from tests.conftest import photo, scene  # noqa: E402
+from tests.conftest import scene  # noqa: E402
 
 
 @pytest.fixture

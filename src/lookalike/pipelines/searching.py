@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.index.collection import Collection
