@@ -58,8 +58,8 @@ def test_edge_histogram_of_vertical_stripes():
     stripes[:, ::8] = 255  # vertical edges: horizontal gradient, orientation 0
     descriptor = create("edge-hist", grid=(1, 1), orientations=4)
     hist = descriptor(stripes) ** 2  # undo the square root
-    # orientation 0 sits between bins 3 (157.5 deg centre... wrapping) and 0; bins centred at
-    # 22.5, 67.5, 112.5, 157.5 degrees, so 0 degrees splits evenly between bins 0 and 3.
+    # bins are centred at 22.5, 67.5, 112.5 and 157.5 degrees: a 0-degree gradient lies halfway
+    # between bin 0 and bin 3 (wrapping around 180 degrees) and votes equally for both
     assert hist[0] == pytest.approx(0.5, abs=0.02) and hist[3] == pytest.approx(0.5, abs=0.02)
 
 
