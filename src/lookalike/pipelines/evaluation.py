@@ -81,17 +81,23 @@ def evaluate_descriptor(
 
     A descriptor that still needs a vocabulary is first trained on ``train_paths`` (default: the
     protocol's database images; unsupervised, no labels are used) and its model is saved in
-    ``vocabulary_dir`` (default: a temporary folder).
+    ``vocabulary_dir`` (default: a temporary folder, removed afterwards).
     """
-    training = None
-    if not descriptor.trained:
-        from lookalike.pipelines.training import train_descriptor
+    if descriptor.trained:
+        return _evaluate_trained(protocol, descriptor, workers, max_pixels, progress, None)
+    from lookalike.pipelines.training import train_descriptor
 
-        folder = Path(vocabulary_dir) if vocabulary_dir else Path(tempfile.mkdtemp(prefix="lookalike-"))
-        descriptor, training = train_descriptor(
+    with tempfile.TemporaryDirectory(prefix="lookalike-") as scratch:
+        folder = Path(vocabulary_dir or scratch)
+        trained, training = train_descriptor(
             descriptor, list(train_paths or protocol.database_paths()),
             folder / f"{descriptor.name}-{protocol.name}.npz", workers=workers, max_pixels=max_pixels,
             progress=progress)
+        return _evaluate_trained(protocol, trained, workers, max_pixels, progress, training)
+
+
+def _evaluate_trained(protocol: Protocol, descriptor: Descriptor, workers: int | None, max_pixels: int,
+                      progress: bool, training: dict | None) -> dict:
     described = describe_protocol(protocol, descriptor, workers=workers, max_pixels=max_pixels,
                                   progress=progress)
     start = time.perf_counter()
