@@ -138,3 +138,15 @@ def test_train_then_index_and_search_with_vlad(tmp_path):
     result = run("index", photos, "-c", tmp_path / "c2", "-d", "fisher", "-s", "k=4", "-s", "pca=16")
     assert "learning it from the images" in result.stderr and (tmp_path / "c2" / "vocabulary.npz").exists()
     assert json.loads(run("info", tmp_path / "c2").stdout)["dim"] == 2 * 4 * 16
+
+
+def test_analyze_dimensionality(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "d.npy", rng.normal(size=(300, 3)) @ rng.normal(size=(3, 32)))
+    result = run("analyze", "dimensionality", "--descriptors", tmp_path / "d.npy", "--out", tmp_path / "plots")
+    assert "relative contrast falls" in result.stdout and "first 3 of 32 principal components" in result.stdout
+    assert (tmp_path / "plots" / "concentration.png").exists() and (tmp_path / "plots" / "pca_energy.png").exists()
+    bad = run("analyze", "dimensionality", "--descriptors", tmp_path / "nope.npy", ok=False)
+    assert bad.returncode == 2 and "not a .npy array" in bad.stderr

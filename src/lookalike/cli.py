@@ -273,6 +273,42 @@ def demo_data(out: Annotated[Path, typer.Argument(help="Folder to write the demo
     typer.echo(f"wrote {build_demo_set(out)}")
 
 
+analyze = typer.Typer(no_args_is_help=True, help="Analyses of descriptors and their data.")
+app.add_typer(analyze, name="analyze")
+
+
+@analyze.command()
+def dimensionality(
+    descriptors: Annotated[Optional[Path], typer.Option(
+        help="Your descriptors: an (N, D) .npy file, or a collection folder.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the plots.")] = Path("dimensionality"),
+) -> None:
+    """The curse of dimensionality: distance concentration of uniform data against your descriptors,
+    over dimensions 2 to 2048, and the PCA energy spectrum of your descriptors."""
+    import numpy as np
+
+    from lookalike.evaluate import dimensionality as dims
+
+    real = None
+    if descriptors is not None:
+        if descriptors.is_dir():
+            from lookalike.index import Collection
+
+            with Collection.open(descriptors) as store:
+                real = store.metadata.vectors()[1]
+        else:
+            try:
+                real = np.load(descriptors)
+            except (OSError, ValueError) as exc:
+                raise LookalikeError(f"{descriptors}: not a .npy array ({exc})") from None
+    curves = dims.concentration_curves(real)
+    energy = dims.pca_energy(real) if real is not None else None
+    for path in dims.plot(curves, energy, out, label=descriptors.name if descriptors else "descriptors"):
+        typer.echo(f"wrote {path}", err=True)
+    for line in dims.interpret(curves, energy):
+        typer.echo(line)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one-line messages."""
     try:
