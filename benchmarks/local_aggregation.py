@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.descriptors import create
+from lookalike.descriptors.aggregated import evenly_spaced
 from lookalike.evaluate.metrics import evaluate_rankings
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import rank_all
@@ -79,7 +80,7 @@ def run_dataset(protocol_file: Path, label: str, out: Path, variants: list) -> l
     counts = [len(f.descriptors) for f in features.values()]
     print(f"{label}: SIFT of {len(unique)} images, {np.mean(counts):.0f} keypoints each, "
           f"{sift_ms:.1f} ms/image (both cores)", flush=True)
-    training = [_sample(features[p].descriptors) for p in db_paths]
+    training = [evenly_spaced(features[p].descriptors, PER_IMAGE) for p in db_paths]
     rows = []
     for name, kind, options in variants:
         start = time.perf_counter()
@@ -99,10 +100,6 @@ def run_dataset(protocol_file: Path, label: str, out: Path, variants: list) -> l
         print(f"  {name}: mAP {result['map']:.3f}, train {train_s:.1f} s, encode {encode_ms:.1f} ms/image",
               flush=True)
     return rows
-
-
-def _sample(x: np.ndarray) -> np.ndarray:
-    return x if len(x) <= PER_IMAGE else x[np.linspace(0, len(x) - 1, PER_IMAGE).astype(np.int64)]
 
 
 def print_table(rows: list[dict]) -> None:

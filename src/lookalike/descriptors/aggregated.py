@@ -37,6 +37,15 @@ PYRAMID_CELLS = 21  # 1 + 4 + 16
 MAX_TRAINING_DESCRIPTORS = 200_000  # evenly spaced subset for PCA and the vocabulary
 
 
+def evenly_spaced(items, n: int):
+    """At most ``n`` of ``items`` (an array or a list), evenly spaced and in order: a deterministic
+    subsample that needs no random seed."""
+    if len(items) <= n:
+        return items
+    picks = np.linspace(0, len(items) - 1, n).astype(np.int64)
+    return items[picks] if isinstance(items, np.ndarray) else [items[i] for i in picks]
+
+
 def _kmeans(k: int, seed: int) -> KMeansVocabulary:
     # 10 iterations are enough to settle big vocabularies, whose cost grows with k
     return KMeansVocabulary(k, seed=seed, n_iter=20 if k <= 4096 else 10)
@@ -133,8 +142,7 @@ class AggregatedDescriptor(Descriptor):
         """Learn PCA (if asked) and the vocabulary from local descriptors, one array per training
         image; save them to ``out`` and return the descriptor that uses them."""
         sample = np.concatenate([x for x in per_image if len(x)]) if per_image else np.zeros((0, 128))
-        if len(sample) > MAX_TRAINING_DESCRIPTORS:
-            sample = sample[np.linspace(0, len(sample) - 1, MAX_TRAINING_DESCRIPTORS).astype(np.int64)]
+        sample = evenly_spaced(sample, MAX_TRAINING_DESCRIPTORS)
         arrays: dict[str, np.ndarray] = {}
         if self.config.pca:
             pca = PCA(self.config.pca).fit(sample)

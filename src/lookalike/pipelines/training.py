@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.descriptors.aggregated import AggregatedDescriptor
+from lookalike.descriptors.aggregated import AggregatedDescriptor, evenly_spaced
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import extract
@@ -18,10 +18,7 @@ PER_IMAGE = 300
 
 def training_sample(descriptor: AggregatedDescriptor, pixels: np.ndarray) -> np.ndarray:
     """Up to PER_IMAGE local descriptors of one image, evenly spaced (deterministic)."""
-    x = descriptor.local_features(pixels).descriptors
-    if len(x) > PER_IMAGE:
-        x = x[np.linspace(0, len(x) - 1, PER_IMAGE).astype(np.int64)]
-    return x
+    return evenly_spaced(descriptor.local_features(pixels).descriptors, PER_IMAGE)
 
 
 def train_descriptor(
@@ -36,8 +33,7 @@ def train_descriptor(
     """
     if not isinstance(descriptor, AggregatedDescriptor):
         raise LookalikeError(f"{descriptor.name} learns nothing; it needs no training")
-    if len(paths) > max_images:
-        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_images).astype(np.int64)]
+    paths = evenly_spaced(list(paths), max_images)
     start = time.perf_counter()
     per_image, skipped = [], 0
     for _, result in extract(descriptor, paths, workers=workers, max_pixels=max_pixels,
