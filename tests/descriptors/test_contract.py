@@ -13,7 +13,7 @@ from lookalike.errors import LookalikeError
 from tests.conftest import scene
 
 NAMES = available()
-SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16)}
+SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16), "netvlad": dict(k=4)}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,11 @@ def trained(images, tmp_path_factory):
     for name in NAMES:
         descriptor = create(name, **SMALL.get(name, {}))
         if not descriptor.trained:
-            sample = [descriptor.local_features(np.asarray(scene(s))).descriptors
-                      for s in range(10, 16)]
+            training = [np.asarray(scene(s)) for s in range(10, 16)]
+            if descriptor.batched:
+                sample = descriptor.training_sample([descriptor.prepare(im) for im in training])
+            else:
+                sample = [descriptor.training_sample(im) for im in training]
             descriptor = descriptor.fit(sample, folder / f"{name}.npz")
         built[name] = descriptor
     return built
@@ -76,7 +79,7 @@ def test_docstring_cites_a_source(name):
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(LookalikeError, match="choose one of: bow, color-hist"):
+    with pytest.raises(LookalikeError, match="choose one of: bow, cnn-fc, color-hist"):
         create("sift-magic")
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.descriptors import Descriptor
+from lookalike.descriptors.base import DescriptorConfig
 
 
 @dataclass(frozen=True)
-class CrashingConfig:
+class CrashingConfig(DescriptorConfig):
     max_side: int = 64  # decode small
 
 
@@ -20,7 +21,7 @@ class Crashing(Descriptor):
 
     name = "crashing"
     Config = CrashingConfig
-    dim = 3
+    raw_dim = 3
 
     def compute(self, image: np.ndarray) -> np.ndarray:
         if image.shape[0] > image.shape[1]:

@@ -32,7 +32,7 @@ def test_train_from_files(tmp_path, big_photos):
                                        progress=False)
     assert trained.trained and trained.config.vocabulary == str((tmp_path / "v.npz").resolve())
     assert report["images"] == 10 and report["skipped"] == 1 and report["descriptors"] > 100
-    with pytest.raises(LookalikeError, match="needs no training"):
+    with pytest.raises(LookalikeError, match="learns no vocabulary"):
         train_descriptor(create("gist"), paths, tmp_path / "g.npz")
 
 

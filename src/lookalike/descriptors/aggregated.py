@@ -27,7 +27,7 @@ from lookalike.descriptors.aggregate import (
     vlad_encode,
 )
 from lookalike.descriptors.aggregate.checks import l2_normalise
-from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_sift
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.pca import PCA
@@ -35,6 +35,7 @@ from lookalike.postprocess.tfidf import idf_weights
 
 PYRAMID_CELLS = 21  # 1 + 4 + 16
 MAX_TRAINING_DESCRIPTORS = 200_000  # evenly spaced subset for PCA and the vocabulary
+PER_IMAGE = 300  # local descriptors kept per training image: enough for k-means, bounded in memory
 
 
 def evenly_spaced(items, n: int):
@@ -52,7 +53,7 @@ def _kmeans(k: int, seed: int) -> KMeansVocabulary:
 
 
 @dataclass(frozen=True)
-class AggregatedConfig:
+class AggregatedConfig(DescriptorConfig):
     vocabulary: str = ""  # learned model (.npz) from `lookalike train`; empty = not trained yet
     k: int = 64  # visual words, or GMM components
     pca: int = 0  # project SIFT to this many dimensions first (0 = keep all 128)
@@ -83,7 +84,7 @@ class AggregatedDescriptor(Descriptor):
         return self.config.pca or 128
 
     @property
-    def dim(self) -> int:
+    def raw_dim(self) -> int:
         return self.cell_dim * (PYRAMID_CELLS if self.config.pyramid else 1)
 
     @property
@@ -122,6 +123,10 @@ class AggregatedDescriptor(Descriptor):
         """Aggregate projected local descriptors ``(T, local_dim)`` into ``(cell_dim,)`` float32."""
 
     # ---- learning -----------------------------------------------------------------------
+    def training_sample(self, image: np.ndarray) -> np.ndarray:
+        """Up to PER_IMAGE local descriptors of one image, evenly spaced (deterministic)."""
+        return evenly_spaced(self.local_features(image).descriptors, PER_IMAGE)
+
     @property
     def model(self) -> dict[str, np.ndarray]:
         if not self.trained:

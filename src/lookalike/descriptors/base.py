@@ -1,4 +1,10 @@
-"""The descriptor interface: a typed config, a dimension and ``image -> vector``."""
+"""The descriptor interface: a typed config, a dimension and ``image -> vector``.
+
+Every descriptor can be followed by a learned PCA-whitening (the ``whitening`` option that all
+configs share), applied by :meth:`Descriptor.finish`. Descriptors that run a network set
+``batched``: workers then only :meth:`~Descriptor.prepare` images and the parent process
+describes them in batches (:meth:`~Descriptor.describe_batch`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,26 @@ import abc
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.postprocess.whitening import PCAWhitening
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    whitening: str = ""  # learned PCA-whitening (.npz) from `lookalike train --whiten`; empty = none
 
 
 class Descriptor(abc.ABC):
     """Maps an RGB image ``[H, W, 3]`` uint8 to a float32 vector ``(dim,)``.
 
-    Subclasses set ``name`` (the registry key), ``Config`` (a frozen dataclass whose fields all
-    have defaults, one comment per field) and implement :meth:`compute` and :attr:`dim`.
+    Subclasses set ``name`` (the registry key), ``Config`` (a frozen dataclass derived from
+    :class:`DescriptorConfig` whose fields all have defaults, one comment per field) and
+    implement :meth:`compute` and :attr:`raw_dim`.
     ``__init__`` only stores the config, so that a descriptor pickles cheaply into workers.
     """
 
@@ -25,6 +39,7 @@ class Descriptor(abc.ABC):
     Config: ClassVar[type]
     trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
     sparse: bool = False  # mostly zeros: search it with an inverted file
+    batched: bool = False  # describes in batches in the parent process (a network)
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
         config = self.Config() if config is None else config
@@ -44,8 +59,19 @@ class Descriptor(abc.ABC):
 
     @property
     @abc.abstractmethod
+    def raw_dim(self) -> int:
+        """Length of the vector :meth:`compute` returns, before any whitening."""
+
+    @property
+    def whitening(self) -> PCAWhitening | None:
+        path = self.config.whitening
+        return PCAWhitening.load(path) if path else None
+
+    @property
     def dim(self) -> int:
         """Length of the output vector."""
+        whitening = self.whitening
+        return self.raw_dim if whitening is None else whitening.dim
 
     @property
     def max_side(self) -> int | None:
@@ -54,16 +80,28 @@ class Descriptor(abc.ABC):
 
     @abc.abstractmethod
     def compute(self, image: np.ndarray) -> np.ndarray:
-        """Describe one checked image ``[H, W, 3]`` uint8 as a ``(dim,)`` float32 vector."""
+        """Describe one checked image ``[H, W, 3]`` uint8 as a ``(raw_dim,)`` float32 vector."""
+
+    def finish(self, vectors: np.ndarray) -> np.ndarray:
+        """Apply the whitening, if any, to ``(N, raw_dim)`` vectors."""
+        whitening = self.whitening
+        return vectors if whitening is None else whitening.transform(vectors)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise LookalikeError(
-                f"{self.name}: expected an RGB image [H, W, 3] uint8, got {image.shape} {image.dtype}"
-            )
-        vector = self.compute(image)
+        _check_image(self.name, image)
+        vector = self.finish(self.compute(image)[None])[0]
         assert vector.shape == (self.dim,) and vector.dtype == np.float32, vector.shape
         return vector
+
+    # ---- batched descriptors ------------------------------------------------------------
+    def prepare(self, image: np.ndarray):
+        """What a worker process makes of a decoded image for :meth:`describe_batch` (batched only)."""
+        _check_image(self.name, image)
+        return image
+
+    def describe_batch(self, prepared: list) -> np.ndarray:
+        """``(N, dim)`` vectors of :meth:`prepare`-d images."""
+        return self.finish(np.stack([self.compute(p) for p in prepared]))
 
     def spec(self) -> dict[str, Any]:
         """Name and config as plain JSON data: enough to rebuild an identical descriptor."""
@@ -75,6 +113,11 @@ class Descriptor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+
+def _check_image(name: str, image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise LookalikeError(f"{name}: expected an RGB image [H, W, 3] uint8, got {image.shape} {image.dtype}")
 
 
 def _jsonable(value: Any) -> Any:

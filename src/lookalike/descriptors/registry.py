@@ -16,6 +16,13 @@ _ENTRIES: dict[str, str] = {
     "bow": "lookalike.descriptors.aggregated:BagOfWords",
     "vlad": "lookalike.descriptors.aggregated:Vlad",
     "fisher": "lookalike.descriptors.aggregated:Fisher",
+    "cnn-fc": "lookalike.descriptors.deep:OffTheShelf",
+    "mac": "lookalike.descriptors.deep:Mac",
+    "spoc": "lookalike.descriptors.deep:Spoc",
+    "crow": "lookalike.descriptors.deep:Crow",
+    "rmac": "lookalike.descriptors.deep:Rmac",
+    "gem": "lookalike.descriptors.deep:Gem",
+    "netvlad": "lookalike.descriptors.deep:NetVlad",
 }
 
 

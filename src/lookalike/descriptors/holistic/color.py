@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.kernel_map import homogeneous_kernel_map, inverse_kernel_map
 
@@ -16,7 +16,7 @@ COMPARISONS = ("chi2", "intersection", "hellinger")
 
 
 @dataclass(frozen=True)
-class ColorHistConfig:
+class ColorHistConfig(DescriptorConfig):
     space: str = "hsv"  # colour space: hsv, lab or rgb
     bins: tuple[int, ...] = (8, 4, 4)  # bins per channel, joint histogram of prod(bins) cells
     compare: str = "chi2"  # chi2 or intersection (kernel map), or hellinger (square root)
@@ -59,7 +59,7 @@ class ColorHistogram(Descriptor):
         return int(np.prod(self.config.bins))
 
     @property
-    def dim(self) -> int:
+    def raw_dim(self) -> int:
         if self.config.compare == "hellinger":
             return self.n_bins
         return self.n_bins * (2 * self.config.map_order + 1)

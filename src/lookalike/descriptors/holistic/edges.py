@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.errors import LookalikeError
 
 
 @dataclass(frozen=True)
-class EdgeHistConfig:
+class EdgeHistConfig(DescriptorConfig):
     orientations: int = 8  # orientation bins over [0, pi), or [0, 2 pi) when signed
     grid: tuple[int, ...] = (4, 4)  # rows, columns of cells; (1, 1) for one global histogram
     signed: bool = False  # tell a dark-to-light edge from a light-to-dark one
@@ -44,7 +44,7 @@ class EdgeHistogram(Descriptor):
             )
 
     @property
-    def dim(self) -> int:
+    def raw_dim(self) -> int:
         return self.config.grid[0] * self.config.grid[1] * self.config.orientations
 
     def compute(self, image: np.ndarray) -> np.ndarray:
@@ -68,9 +68,9 @@ class EdgeHistogram(Descriptor):
             np.concatenate([(cell + lower).ravel(), (cell + upper).ravel()]),
             weights=np.concatenate([(magnitude * (1 - upper_weight)).ravel(),
                                     (magnitude * upper_weight).ravel()]),
-            minlength=self.dim,
+            minlength=self.raw_dim,
         )
         total = hist.sum()
         if total <= 0:  # a flat image has no edges: spread the mass evenly
-            return np.full(self.dim, 1.0 / np.sqrt(self.dim), dtype=np.float32)
+            return np.full(self.raw_dim, 1.0 / np.sqrt(self.raw_dim), dtype=np.float32)
         return np.sqrt(hist / total).astype(np.float32)

@@ -9,12 +9,12 @@ import numpy as np
 from PIL import Image
 from scipy import fft
 
-from lookalike.descriptors.base import Descriptor
+from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.errors import LookalikeError
 
 
 @dataclass(frozen=True)
-class GistConfig:
+class GistConfig(DescriptorConfig):
     image_size: int = 256  # the image is resized (shorter side) and centre-cropped to a square
     orientations: tuple[int, ...] = (8, 8, 8, 8)  # Gabor orientations at each scale, fine to coarse
     blocks: int = 4  # responses are averaged over a blocks x blocks grid
@@ -51,7 +51,7 @@ class Gist(Descriptor):
             raise LookalikeError("gist: orientations must be positive, padding >= 0, prefilter_fc > 0")
 
     @property
-    def dim(self) -> int:
+    def raw_dim(self) -> int:
         c = self.config
         return sum(c.orientations) * c.blocks * c.blocks * (3 if c.color else 1)
 

@@ -1,0 +1,114 @@
+"""Run a backbone's forward pass: eager torch, or ONNX Runtime on a graph exported once and cached.
+
+On a small CPU, ONNX Runtime runs EfficientNet-Lite0 about 3-4x faster than eager torch (see
+``docs/benchmarks.md``), so ``auto`` picks it whenever ``onnxruntime`` is installed. The graph
+is exported from the very same torch module, with dynamic batch and image sizes, into
+``$LOOKALIKE_CACHE`` (default ``~/.cache/lookalike``), named by the backbone's weights digest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lookalike.descriptors.cnn.backbone import Backbone, load_backbone
+from lookalike.errors import LookalikeError
+
+ENGINES = ("auto", "onnx", "torch")
+OPSET = 17
+
+
+def default_threads() -> int:
+    """One thread per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LOOKALIKE_CACHE") or Path.home() / ".cache" / "lookalike")
+
+
+class TorchEngine:
+    """Eager torch, channels-last (faster convolutions on CPU), no autograd."""
+
+    name = "torch"
+
+    def __init__(self, backbone: Backbone, threads: int) -> None:
+        self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.threads = threads
+
+    def __call__(self, pixels: np.ndarray) -> torch.Tensor:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            x = torch.from_numpy(pixels).contiguous(memory_format=torch.channels_last)
+            return self.backbone(x).contiguous()
+
+
+class OnnxEngine:
+    """ONNX Runtime on the exported graph of ``backbone``."""
+
+    name = "onnx"
+
+    def __init__(self, backbone: Backbone, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads that spin steal the core a decoding worker needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(export_onnx(backbone)), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def __call__(self, pixels: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"pixels": pixels})[0])
+
+
+def export_onnx(backbone: Backbone) -> Path:
+    """The cached ONNX file of ``backbone``, exported on first use (atomically)."""
+    path = cache_dir() / "onnx" / f"{backbone.key}-opset{OPSET}-torch{torch.__version__.split('+')[0]}.onnx"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample = torch.rand(1, 3, 64, 64) * 255
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+            torch.onnx.export(
+                backbone, (sample,), tmp, input_names=["pixels"], output_names=["features"],
+                dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"},
+                              "features": {0: "batch", 2: "rows", 3: "columns"}},
+                opset_version=OPSET, dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+@lru_cache(maxsize=4)
+def load_engine(backbone: str, weights: str, engine: str = "auto", threads: int = 0):
+    """A cached engine running ``backbone`` (see :func:`load_backbone`) with ``threads`` threads
+    (0 = one per core)."""
+    if engine not in ENGINES:
+        raise LookalikeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "onnx" and not onnx_available():
+        raise LookalikeError("engine=onnx needs onnxruntime: pip install onnxruntime (or lookalike[deep])")
+    network = load_backbone(backbone, weights)
+    threads = threads or default_threads()
+    if engine == "torch" or (engine == "auto" and not onnx_available()):
+        return TorchEngine(network, threads)
+    return OnnxEngine(network, threads)

@@ -1,0 +1,306 @@
+"""Registered deep global descriptors: a pretrained CNN's feature map, pooled.
+
+``cnn-fc`` is the off-the-shelf baseline: the classifier's penultimate vector on a 224 x 224
+squashed image. The others keep the aspect ratio at full resolution (up to ``max_side``) and pool
+the last feature map with :mod:`lookalike.descriptors.cnn.pooling`: ``mac``, ``spoc``, ``crow``,
+``rmac``, ``gem`` and ``netvlad``. With several ``scales`` the image is described at each and the
+L2-normalised vectors are averaged, then normalised again.
+
+They are batched descriptors: worker processes decode and resize (:meth:`CnnDescriptor.prepare`)
+while the parent runs the network on batches of same-sized images (:meth:`describe_batch`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lookalike.descriptors.aggregate import KMeansVocabulary
+from lookalike.descriptors.aggregated import PER_IMAGE, evenly_spaced
+from lookalike.descriptors.base import Descriptor, DescriptorConfig
+from lookalike.descriptors.cnn import pooling
+from lookalike.descriptors.cnn.backbone import load_backbone
+from lookalike.descriptors.cnn.engine import ENGINES, load_engine
+from lookalike.errors import LookalikeError
+
+MIN_SIDE = 32  # one cell of the last feature map
+
+
+@dataclass(frozen=True)
+class CnnConfig(DescriptorConfig):
+    backbone: str = "efficientnet-lite0"  # or efficientnet-lite1/-lite2, timm:<model> (with weights)
+    weights: str = ""  # a state-dict file (torch.save); empty = the backbone's packaged ImageNet weights
+    max_side: int = 1024  # longer side at most this (aspect ratio kept; smaller images are not enlarged)
+    scales: tuple[float, ...] = (1.0,)  # multi-scale, e.g. 1,0.7071,0.5: the vectors are averaged
+    engine: str = "auto"  # onnx, torch, or auto (onnx where onnxruntime is installed)
+    threads: int = 0  # threads of the forward pass; 0 = one per core
+    batch: int = 8  # images per forward pass (only images of the same size share one)
+
+
+class CnnDescriptor(Descriptor):
+    """Base of the deep descriptors; subclasses implement :meth:`pool`."""
+
+    Config = CnnConfig
+    batched = True
+
+    def validate(self) -> None:
+        c = self.config
+        if c.engine not in ENGINES:
+            raise LookalikeError(f"{self.name}: engine must be one of {', '.join(ENGINES)}, not {c.engine!r}")
+        if c.max_side < MIN_SIDE or not c.scales or not all(0 < s <= 4 for s in c.scales):
+            raise LookalikeError(
+                f"{self.name}: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
+        if c.batch < 1 or c.threads < 0:
+            raise LookalikeError(f"{self.name}: need batch >= 1 and threads >= 0")
+        if c.weights and not Path(c.weights).is_file():
+            raise LookalikeError(f"{self.name}: weights {c.weights} not found")
+
+    @property
+    def engine(self):
+        return _engine(self.config)
+
+    @property
+    def raw_dim(self) -> int:
+        return _channels(self.config)
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` feature maps -> ``[B, raw_dim]`` (not normalised)."""
+        raise NotImplementedError
+
+    # ---- describing ---------------------------------------------------------------------
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The image at each scale, ``[3, H, W]`` uint8 (runs in a worker process)."""
+        image = super().prepare(image)
+        height, width = image.shape[:2]
+        base = min(1.0, self.config.max_side / max(height, width))
+        return tuple(_resize(image, height * base * s, width * base * s) for s in self.config.scales)
+
+    def compute(self, image: np.ndarray) -> np.ndarray:
+        return self.describe_raw([self.prepare(image)])[0]
+
+    def describe_batch(self, prepared: list) -> np.ndarray:
+        return self.finish(self.describe_raw(prepared))
+
+    def describe_raw(self, prepared: list) -> np.ndarray:
+        """Network, pooling and scale averaging for a list of prepared images: ``(N, raw_dim)``."""
+        total = np.zeros((len(prepared), self.raw_dim), dtype=np.float32)
+        for scale in range(len(self.config.scales)):
+            for rows, features in self._forward([p[scale] for p in prepared]):
+                vectors = torch.nn.functional.normalize(self.pool(features), dim=1)
+                total[rows] += vectors.numpy()
+        return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+
+    def _forward(self, images: list[np.ndarray]):
+        """Yield ``(row indices, feature maps)`` for batches of same-sized images."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            groups[image.shape].append(i)
+        engine = self.engine
+        for rows in groups.values():
+            for start in range(0, len(rows), self.config.batch):
+                chunk = rows[start:start + self.config.batch]
+                pixels = np.stack([images[i] for i in chunk]).astype(np.float32)
+                yield chunk, engine(pixels)
+
+
+def _engine(config: CnnConfig):
+    weights = str(Path(config.weights).resolve()) if config.weights else ""
+    return load_engine(config.backbone, weights, config.engine, config.threads)
+
+
+def _channels(config: CnnConfig) -> int:
+    return load_backbone(config.backbone, config.weights).channels
+
+
+def _resize(image: np.ndarray, height: float, width: float) -> np.ndarray:
+    size = (max(MIN_SIDE, round(width)), max(MIN_SIDE, round(height)))
+    if size != (image.shape[1], image.shape[0]):
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class FcConfig(CnnConfig):
+    max_side: int = 224  # images are squashed to max_side x max_side, the classifier's input
+
+
+class OffTheShelf(CnnDescriptor):
+    """Off-the-shelf CNN features (Razavian et al., CVPR-W 2014; Babenko et al., ECCV 2014): the
+    vector the ImageNet classifier reads, the average-pooled last feature map, on a squashed image."""
+
+    name = "cnn-fc"
+    Config = FcConfig
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
+        Descriptor.prepare(self, image)
+        return tuple(_resize(image, self.config.max_side * s, self.config.max_side * s) for s in self.config.scales)
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        return features.mean(dim=(2, 3))
+
+
+class Mac(CnnDescriptor):
+    """MAC: the maximum of each channel (Tolias et al., ICLR 2016)."""
+
+    name = "mac"
+
+    def pool(self, features):
+        return pooling.mac(features)
+
+
+@dataclass(frozen=True)
+class SpocConfig(CnnConfig):
+    centre_prior: bool = True  # weigh positions by a Gaussian centred on the image
+
+
+class Spoc(CnnDescriptor):
+    """SPoC: sum pooling with a centre prior (Babenko & Lempitsky, ICCV 2015)."""
+
+    name = "spoc"
+    Config = SpocConfig
+
+    def pool(self, features):
+        return pooling.spoc(features, prior=self.config.centre_prior)
+
+
+class Crow(CnnDescriptor):
+    """CroW: spatially and channel-weighted sum pooling (Kalantidis et al., 2016)."""
+
+    name = "crow"
+
+    def pool(self, features):
+        return pooling.crow(features)
+
+
+@dataclass(frozen=True)
+class RmacConfig(CnnConfig):
+    levels: int = 3  # region scales L
+
+
+class Rmac(CnnDescriptor):
+    """R-MAC: MAC over regions at ``levels`` scales, normalised and summed (Tolias et al., ICLR 2016).
+
+    The paper also whitens each region vector; here, whiten the final vector with the
+    ``whitening`` option, learned on an independent set (``lookalike train --whiten``).
+    """
+
+    name = "rmac"
+    Config = RmacConfig
+
+    def validate(self) -> None:
+        super().validate()
+        if self.config.levels < 1:
+            raise LookalikeError(f"rmac: levels must be >= 1, got {self.config.levels}")
+
+    def pool(self, features):
+        return pooling.rmac(features, self.config.levels)
+
+
+@dataclass(frozen=True)
+class GemConfig(CnnConfig):
+    p: float = 3.0  # the generalised-mean exponent: 1 = average, large = max
+
+
+class Gem(CnnDescriptor):
+    """GeM: generalised-mean pooling (Radenović et al., PAMI 2018)."""
+
+    name = "gem"
+    Config = GemConfig
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.config.p > 0:
+            raise LookalikeError(f"gem: p must be > 0, got {self.config.p}")
+
+    def pool(self, features):
+        return pooling.gem(features, self.config.p)
+
+
+@dataclass(frozen=True)
+class NetVladConfig(CnnConfig):
+    vocabulary: str = ""  # k-means centres of feature-map vectors (.npz) from `lookalike train`
+    k: int = 16  # clusters
+
+
+class NetVlad(CnnDescriptor):
+    """NetVLAD pooling (Arandjelović et al., CVPR 2016), initialised from k-means on the
+    network's own feature-map vectors: VLAD with a soft assignment, before any training.
+
+    Output: ``k * channels`` values (20,480 for EfficientNet-Lite0 with k=16); reduce it with the
+    ``whitening`` option.
+    """
+
+    name = "netvlad"
+    Config = NetVladConfig
+
+    def validate(self) -> None:
+        super().validate()
+        c = self.config
+        if c.k < 1:
+            raise LookalikeError(f"netvlad: k must be >= 1, got {c.k}")
+        if c.vocabulary and not Path(c.vocabulary).is_file():
+            raise LookalikeError(f"netvlad: vocabulary {c.vocabulary} not found; train one with `lookalike train`")
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.config.vocabulary)
+
+    @property
+    def raw_dim(self) -> int:
+        return self.config.k * _channels(self.config)
+
+    @property
+    def layer(self) -> pooling.NetVLAD:
+        if not self.trained:
+            raise LookalikeError(
+                f"netvlad needs k-means centres: run `lookalike train IMAGES -d netvlad --out FILE` "
+                f"and pass -s vocabulary=FILE")
+        return _netvlad_layer(str(Path(self.config.vocabulary).resolve()), self.config.k)
+
+    def pool(self, features):
+        return self.layer(features)
+
+    # ---- learning -----------------------------------------------------------------------
+    def training_sample(self, prepared: list) -> list[np.ndarray]:
+        """Feature-map vectors of each prepared image (first scale), up to PER_IMAGE each."""
+        out = [None] * len(prepared)
+        for rows, features in self._forward([p[0] for p in prepared]):
+            for row, map_ in zip(rows, features):
+                out[row] = evenly_spaced(map_.flatten(1).T.numpy(), PER_IMAGE)
+        return out
+
+    def fit(self, per_image: list[np.ndarray], out: str | Path, *, seed: int = 0) -> NetVlad:
+        sample = np.concatenate([x for x in per_image if len(x)])
+        sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+        centres = KMeansVocabulary(self.config.k, seed=seed).fit(sample).centers_
+        alpha = pooling.assignment_sharpness(torch.from_numpy(sample), torch.from_numpy(centres))
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp.npz")
+        np.savez(tmp, kind="netvlad", k=self.config.k, centres=centres.astype(np.float32), alpha=alpha)
+        os.replace(tmp, out)
+        return type(self)(self.config, vocabulary=str(out.resolve()))
+
+
+def _netvlad_layer(path: str, k: int) -> pooling.NetVLAD:
+    mtime = os.stat(path).st_mtime_ns
+    key = (path, mtime)
+    if key not in _LAYERS:
+        try:
+            with np.load(path) as data:
+                if str(data["kind"]) != "netvlad" or int(data["k"]) != k:
+                    raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
+                centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
+        _LAYERS[key] = pooling.NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
+    return _LAYERS[key]
+
+
+_LAYERS: dict = {}
