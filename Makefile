@@ -1,6 +1,9 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
+# A CPU build of torch, installed before the project so that nothing pulls a CUDA one. Here pip
+# finds it on disk; elsewhere use e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-output
@@ -10,6 +13,7 @@ DEMO := demo-output
 $(BIN)/lookalike: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

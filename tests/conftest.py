@@ -55,3 +55,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("benchmark data ../shared/data not present")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_cache(tmp_path_factory):
+    """Exported ONNX graphs go to a folder of the test session, not the user's cache."""
+    import os
+
+    os.environ["LOOKALIKE_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -150,3 +150,21 @@ def test_analyze_dimensionality(tmp_path):
     assert (tmp_path / "plots" / "concentration.png").exists() and (tmp_path / "plots" / "pca_energy.png").exists()
     bad = run("analyze", "dimensionality", "--descriptors", tmp_path / "nope.npy", ok=False)
     assert bad.returncode == 2 and "not a .npy array" in bad.stderr
+
+
+def test_deep_descriptor_whitened_from_the_command_line(tmp_path):
+    from tests.conftest import scene
+
+    training, photos = tmp_path / "training", tmp_path / "photos"
+    training.mkdir(), photos.mkdir()
+    for i in range(8):
+        scene(100 + i).save(training / f"t{i}.jpg")
+        scene(i).save(photos / f"p{i}.jpg")
+    out = run("train", training, "-d", "gem", "-s", "max_side=128", "--whiten", "--dim", "6",
+              "--shrinkage", "0.1", "-o", tmp_path / "w.npz").stdout
+    assert "learned a 6-D whitening of gem from 8 images" in out and f"whitening={tmp_path / 'w.npz'}" in out
+    run("index", photos, "-c", tmp_path / "c", "-d", "gem", "-s", "max_side=128",
+        "-s", f"whitening={tmp_path / 'w.npz'}")
+    assert json.loads(run("info", tmp_path / "c").stdout)["dim"] == 6
+    hits = json.loads(run("search", photos / "p3.jpg", "-c", tmp_path / "c", "-k", "1", "--json").stdout)
+    assert hits["results"][0]["path"].endswith("p3.jpg")

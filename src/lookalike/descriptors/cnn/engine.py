@@ -96,7 +96,8 @@ def export_onnx(backbone: Backbone) -> Path:
 
 
 def onnx_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
+    """Whether ONNX Runtime and the ``onnx`` package the exporter writes with are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
 @lru_cache(maxsize=4)
@@ -106,7 +107,7 @@ def load_engine(backbone: str, weights: str, engine: str = "auto", threads: int 
     if engine not in ENGINES:
         raise LookalikeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "onnx" and not onnx_available():
-        raise LookalikeError("engine=onnx needs onnxruntime: pip install onnxruntime (or lookalike[deep])")
+        raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or lookalike[deep])")
     network = load_backbone(backbone, weights)
     threads = threads or default_threads()
     if engine == "torch" or (engine == "auto" and not onnx_available()):

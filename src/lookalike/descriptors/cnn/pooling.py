@@ -53,8 +53,14 @@ def crow(x: torch.Tensor, *, a: float = 2.0, b: float = 2.0, eps: float = 1e-6) 
 
 def gem(x: torch.Tensor, p: float | torch.Tensor = 3.0, *, eps: float = 1e-6) -> torch.Tensor:
     """Generalised mean (Radenović et al., PAMI 2018): ``(mean x^p)^(1/p)``; p=1 is average
-    pooling and p -> infinity is MAC."""
-    return x.clamp(min=eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+    pooling and p -> infinity is MAC.
+
+    Computed as ``m (mean (x/m)^p)^(1/p)`` with ``m`` the channel's maximum, so that large ``p``
+    does not overflow float32.
+    """
+    x = x.clamp(min=eps)
+    peak = x.amax(dim=(2, 3), keepdim=True)
+    return peak[:, :, 0, 0] * (x / peak).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 
 def rmac_regions(height: int, width: int, levels: int = 3, overlap: float = 0.4) -> list[tuple[int, int, int, int]]:
