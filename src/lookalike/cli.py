@@ -75,11 +75,18 @@ def index(
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     batch_size: Annotated[int, typer.Option(help="Images committed per transaction.")] = 64,
+    index_structure: Annotated[Optional[str], typer.Option(
+        "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
+        "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
+        "full vectors for exact re-scoring. `lookalike plan` suggests one.")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
     Resumable: images whose content is already stored are skipped, so rerunning after an
     interruption continues where it stopped. Unusable files are reported and skipped.
+
+    A structure that learns (IVF, PQ, PCA) is trained once enough images are stored; until then
+    the collection searches exactly (`lookalike info` says so).
     """
     from lookalike.index import Collection
 
@@ -88,6 +95,10 @@ def index(
             raise LookalikeError("--set needs --descriptor, to check them against the collection's")
         wanted = _descriptor(descriptor, settings) if settings else descriptor
         store = Collection.open(collection, descriptor=wanted, writable=True)
+        if index_structure and index_structure != store.factory:
+            store.close()
+            raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
+                                 f"`lookalike reindex {collection} --index {index_structure}`")
     else:
         wanted = _descriptor(descriptor or "gist", settings)
         if not wanted.trained:
@@ -97,7 +108,7 @@ def index(
             typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
-        store = Collection.create(collection, wanted)
+        store = Collection.create(collection, wanted, index=index_structure or "Flat")
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
 
@@ -140,6 +151,12 @@ def search(
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
     rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
     shortlist: Annotated[int, typer.Option(help="Candidates re-ranked with --rerank.")] = 100,
+    nprobe: Annotated[Optional[int], typer.Option(
+        help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
+    ef_search: Annotated[Optional[int], typer.Option(
+        help="HNSW indexes: candidate list size [default: 64].")] = None,
+    k_factor: Annotated[Optional[float], typer.Option(
+        help="Indexes with ,RFlat: re-score k * k_factor candidates exactly [default: 4].")] = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Find the images of a collection most similar to each QUERY image."""
@@ -150,7 +167,7 @@ def search(
     with Collection.open(collection) as store:
         for query in queries:
             hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
-                                max_pixels=max_pixels)
+                                max_pixels=max_pixels, nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
             searches.append((str(query), hits))
             if as_json:
                 typer.echo(json.dumps({"query": str(query), "results": [
@@ -271,6 +288,68 @@ def descriptors() -> None:
         typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
         for f in dataclasses.fields(cls.Config):
             typer.echo(f"    {f.name} = {f.default!r}")
+
+
+@app.command()
+def reindex(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    index_structure: Annotated[str, typer.Option("--index", help="The new faiss factory string, e.g. "
+                                                 "IVF1024,PQ32 or HNSW32 (see `lookalike index --help`).")],
+    train_images: Annotated[Optional[list[Path]], typer.Option(
+        help="Train the structure on these images' vectors instead of the collection's own.")] = None,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Rebuild a collection's search structure from its stored vectors; nothing is re-described.
+
+      lookalike reindex ~/photos.lookalike --index IVF4096,PQ32
+    """
+    import numpy as np
+
+    from lookalike.index import Collection
+
+    with Collection.open(collection, writable=True) as store:
+        training = None
+        if train_images:
+            from lookalike.errors import ImageError
+            from lookalike.io.files import find_images
+            from lookalike.pipelines.extract import extract
+
+            training = [r.vector for _, r in extract(store.descriptor, find_images(train_images), workers=workers,
+                                                       max_pixels=max_pixels, progress="training vectors")
+                        if not isinstance(r, ImageError)]
+            if not training:
+                raise LookalikeError("none of the --train-images could be described")
+        store.reindex(index_structure, None if training is None else np.stack(training))
+        details = store.info()
+    typer.echo(f"{collection}: {details['images']} images, index {details['index']} ({details['index_state']}), "
+               f"about {details['bytes_per_image']:.0f} bytes per image in memory")
+
+
+@app.command()
+def plan(
+    images: Annotated[int, typer.Option(help="How many images the collection will hold.")],
+    dim: Annotated[int, typer.Option(help="Descriptor dimension (`lookalike info` or `descriptors`).")],
+    ram: Annotated[str, typer.Option(help="Memory for the index, e.g. 8GB, 500MB.")] = "8GB",
+) -> None:
+    """Suggest an index structure for a collection size and a RAM budget, and say why."""
+    from lookalike.index.structures import choose
+
+    choice = choose(images, dim, _bytes(ram))
+    typer.echo(choice.reason)
+    typer.echo(f"use it with: lookalike index ... --index {choice.factory}")
+
+
+def _bytes(text: str) -> float:
+    units = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "b": 1.0}
+    lowered = text.strip().lower()
+    for unit, factor in units.items():
+        if lowered.endswith(unit):
+            try:
+                return float(lowered[: -len(unit)]) * factor
+            except ValueError:
+                break
+    raise LookalikeError(f"--ram {text!r}: write a size such as 8GB or 500MB")
 
 
 @app.command()

@@ -29,11 +29,7 @@ def trained(images, tmp_path_factory):
     for name in NAMES:
         descriptor = create(name, **SMALL.get(name, {}))
         if not descriptor.trained:
-            training = [np.asarray(scene(s)) for s in range(10, 16)]
-            if descriptor.batched:
-                sample = descriptor.training_sample([descriptor.prepare(im) for im in training])
-            else:
-                sample = [descriptor.training_sample(im) for im in training]
+            sample = [descriptor.training_sample(np.asarray(scene(s))) for s in range(10, 16)]
             descriptor = descriptor.fit(sample, folder / f"{name}.npz")
         built[name] = descriptor
     return built

@@ -1,9 +1,7 @@
 """The descriptor interface: a typed config, a dimension and ``image -> vector``.
 
 Every descriptor can be followed by a learned PCA-whitening (the ``whitening`` option that all
-configs share), applied by :meth:`Descriptor.finish`. Descriptors that run a network set
-``batched``: workers then only :meth:`~Descriptor.prepare` images and the parent process
-describes them in batches (:meth:`~Descriptor.describe_batch`).
+configs share), applied by :meth:`Descriptor.finish`.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ class Descriptor(abc.ABC):
     Config: ClassVar[type]
     trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
     sparse: bool = False  # mostly zeros: search it with an inverted file
-    batched: bool = False  # describes in batches in the parent process (a network)
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
         config = self.Config() if config is None else config
@@ -88,20 +85,12 @@ class Descriptor(abc.ABC):
         return vectors if whitening is None else whitening.transform(vectors)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        _check_image(self.name, image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise LookalikeError(
+                f"{self.name}: expected an RGB image [H, W, 3] uint8, got {image.shape} {image.dtype}")
         vector = self.finish(self.compute(image)[None])[0]
         assert vector.shape == (self.dim,) and vector.dtype == np.float32, vector.shape
         return vector
-
-    # ---- batched descriptors ------------------------------------------------------------
-    def prepare(self, image: np.ndarray):
-        """What a worker process makes of a decoded image for :meth:`describe_batch` (batched only)."""
-        _check_image(self.name, image)
-        return image
-
-    def describe_batch(self, prepared: list) -> np.ndarray:
-        """``(N, dim)`` vectors of :meth:`prepare`-d images."""
-        return self.finish(np.stack([self.compute(p) for p in prepared]))
 
     def spec(self) -> dict[str, Any]:
         """Name and config as plain JSON data: enough to rebuild an identical descriptor."""
@@ -113,11 +102,6 @@ class Descriptor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
-
-
-def _check_image(name: str, image: np.ndarray) -> None:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise LookalikeError(f"{name}: expected an RGB image [H, W, 3] uint8, got {image.shape} {image.dtype}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,14 +6,14 @@ the last feature map with :mod:`lookalike.descriptors.cnn.pooling`: ``mac``, ``s
 ``rmac``, ``gem`` and ``netvlad``. With several ``scales`` the image is described at each and the
 L2-normalised vectors are averaged, then normalised again.
 
-They are batched descriptors: worker processes decode and resize (:meth:`CnnDescriptor.prepare`)
-while the parent runs the network on batches of same-sized images (:meth:`describe_batch`).
+Like every descriptor they run in the extraction's worker processes, each with its share of the
+cores as threads: one image at a time through a single-threaded forward pass per worker is 1.5x
+faster on two cores than batches through one two-threaded pass (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +39,13 @@ class CnnConfig(DescriptorConfig):
     max_side: int = 1024  # longer side at most this (aspect ratio kept; smaller images are not enlarged)
     scales: tuple[float, ...] = (1.0,)  # multi-scale, e.g. 1,0.7071,0.5: the vectors are averaged
     engine: str = "auto"  # onnx, torch, or auto (onnx where onnxruntime is installed)
-    threads: int = 0  # threads of the forward pass; 0 = one per core
-    batch: int = 8  # images per forward pass (only images of the same size share one)
+    threads: int = 0  # threads of the forward pass; 0 = this process's share of the cores
 
 
 class CnnDescriptor(Descriptor):
     """Base of the deep descriptors; subclasses implement :meth:`pool`."""
 
     Config = CnnConfig
-    batched = True
 
     def validate(self) -> None:
         c = self.config
@@ -56,8 +54,8 @@ class CnnDescriptor(Descriptor):
         if c.max_side < MIN_SIDE or not c.scales or not all(0 < s <= 4 for s in c.scales):
             raise LookalikeError(
                 f"{self.name}: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
-        if c.batch < 1 or c.threads < 0:
-            raise LookalikeError(f"{self.name}: need batch >= 1 and threads >= 0")
+        if c.threads < 0:
+            raise LookalikeError(f"{self.name}: need threads >= 0, got {c.threads}")
         if c.weights and not Path(c.weights).is_file():
             raise LookalikeError(f"{self.name}: weights {c.weights} not found")
 
@@ -75,38 +73,20 @@ class CnnDescriptor(Descriptor):
 
     # ---- describing ---------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The image at each scale, ``[3, H, W]`` uint8 (runs in a worker process)."""
-        image = super().prepare(image)
+        """The image at each scale, ``[3, H, W]`` float32 pixels, the longer side at most ``max_side``."""
         height, width = image.shape[:2]
         base = min(1.0, self.config.max_side / max(height, width))
         return tuple(_resize(image, height * base * s, width * base * s) for s in self.config.scales)
 
+    def feature_map(self, pixels: np.ndarray) -> torch.Tensor:
+        """The network's last feature map ``[C, h, w]`` of one prepared ``[3, H, W]`` image."""
+        return self.engine(pixels[None])[0]
+
     def compute(self, image: np.ndarray) -> np.ndarray:
-        return self.describe_raw([self.prepare(image)])[0]
-
-    def describe_batch(self, prepared: list) -> np.ndarray:
-        return self.finish(self.describe_raw(prepared))
-
-    def describe_raw(self, prepared: list) -> np.ndarray:
-        """Network, pooling and scale averaging for a list of prepared images: ``(N, raw_dim)``."""
-        total = np.zeros((len(prepared), self.raw_dim), dtype=np.float32)
-        for scale in range(len(self.config.scales)):
-            for rows, features in self._forward([p[scale] for p in prepared]):
-                vectors = torch.nn.functional.normalize(self.pool(features), dim=1)
-                total[rows] += vectors.numpy()
-        return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
-
-    def _forward(self, images: list[np.ndarray]):
-        """Yield ``(row indices, feature maps)`` for batches of same-sized images."""
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            groups[image.shape].append(i)
-        engine = self.engine
-        for rows in groups.values():
-            for start in range(0, len(rows), self.config.batch):
-                chunk = rows[start:start + self.config.batch]
-                pixels = np.stack([images[i] for i in chunk]).astype(np.float32)
-                yield chunk, engine(pixels)
+        total = torch.zeros(self.raw_dim)
+        for pixels in self.prepare(image):
+            total += torch.nn.functional.normalize(self.pool(self.feature_map(pixels)[None]), dim=1)[0]
+        return torch.nn.functional.normalize(total, dim=0).numpy()
 
 
 def _engine(config: CnnConfig):
@@ -122,7 +102,7 @@ def _resize(image: np.ndarray, height: float, width: float) -> np.ndarray:
     size = (max(MIN_SIDE, round(width)), max(MIN_SIDE, round(height)))
     if size != (image.shape[1], image.shape[0]):
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
+    return image.transpose(2, 0, 1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -138,7 +118,6 @@ class OffTheShelf(CnnDescriptor):
     Config = FcConfig
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
-        Descriptor.prepare(self, image)
         return tuple(_resize(image, self.config.max_side * s, self.config.max_side * s) for s in self.config.scales)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
@@ -267,13 +246,9 @@ class NetVlad(CnnDescriptor):
         return self.layer(features)
 
     # ---- learning -----------------------------------------------------------------------
-    def training_sample(self, prepared: list) -> list[np.ndarray]:
-        """Feature-map vectors of each prepared image (first scale), up to PER_IMAGE each."""
-        out = [None] * len(prepared)
-        for rows, features in self._forward([p[0] for p in prepared]):
-            for row, map_ in zip(rows, features):
-                out[row] = evenly_spaced(map_.flatten(1).T.numpy(), PER_IMAGE)
-        return out
+    def training_sample(self, image: np.ndarray) -> np.ndarray:
+        """Up to PER_IMAGE feature-map vectors of the image (at the first scale), evenly spaced."""
+        return evenly_spaced(self.feature_map(self.prepare(image)[0]).flatten(1).T.numpy(), PER_IMAGE)
 
     def fit(self, per_image: list[np.ndarray], out: str | Path, *, seed: int = 0) -> NetVlad:
         sample = np.concatenate([x for x in per_image if len(x)])

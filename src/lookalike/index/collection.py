@@ -2,10 +2,16 @@
 
 Layout of ``DIR/``::
 
-    manifest.json        format version, descriptor name and config, dimension, library versions
+    manifest.json        format version, descriptor name and config, dimension, index structure,
+                         library versions
     metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth)
     index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
+    trained.faiss        a structure that learns (IVF, PQ, PCA), trained and still empty
     lock                 held (flock) by the one process allowed to write
+
+The structure is a faiss factory string (:mod:`lookalike.index.structures`), ``Flat`` by default.
+One that must be trained waits for enough vectors (or :meth:`Collection.train_index`); until
+then the collection searches exactly, and says so in :meth:`Collection.info`.
 
 Crash safety: every change is one SQLite transaction that bumps the generation. The faiss file
 is saved atomically (write, fsync, rename) under the generation it reflects. On opening, a
@@ -30,12 +36,22 @@ from lookalike import __version__
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import CollectionError
+from lookalike.descriptors.aggregated import evenly_spaced
+from lookalike.index import structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
 
 FORMAT = "lookalike-collection"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+TRAINED = "trained.faiss"
+#: vectors a structure is trained on, at most (evenly spaced over the collection)
+TRAINING_SAMPLE = 100_000
+#: search parameters used unless a query sets its own (faiss's defaults, nprobe=1 and
+#: efSearch=16, trade too much recall for speed)
+DEFAULT_SEARCH = {"nprobe": 16, "efSearch": 64, "k_factor": 4}
+#: what the exact structure looks like (built here, or by the factory from "Flat")
+EXACT = ("IndexIDMap2(IndexFlatIP)", "IndexIDMap2(IndexFlat)")
 
 
 class Collection:
@@ -50,18 +66,22 @@ class Collection:
         self.manifest = manifest
         self.descriptor: Descriptor = from_spec(manifest["descriptor"])
         self.dim: int = manifest["dim"]
+        self.factory: str = manifest.get("index", "Flat")
         self.writable = writable
         self._lock = _acquire_lock(path) if writable else None
         self.metadata = Metadata(path / "metadata.sqlite", self.dim)
         self.rebuilt = False  # True when the faiss file was stale and had to be rebuilt
+        self._parameters: dict = {}  # search parameters currently set on the structure
         self._index = self._load_index()
         self._saved_generation = self.metadata.generation if not self.rebuilt else -1
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, descriptor: Descriptor) -> Collection:
-        """Make a new, empty collection at ``path`` (a missing or empty folder)."""
+    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str = "Flat") -> Collection:
+        """Make a new, empty collection at ``path`` (a missing or empty folder) whose search
+        structure is the faiss factory string ``index``."""
         path = Path(path)
+        structures.build(index, descriptor.dim)  # a bad string fails before anything is written
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
         # what an interrupted creation leaves, and a vocabulary learned for this collection
@@ -75,6 +95,7 @@ class Collection:
             "descriptor": descriptor.spec(),
             "dim": descriptor.dim,
             "metric": "inner_product",
+            "index": index,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
         }
@@ -104,9 +125,37 @@ class Collection:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def search(self, x: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """faiss-style search: ``x (N, D)`` float32 -> ``(scores, ids)``, each ``(N, k)``."""
+    @property
+    def exact(self) -> bool:
+        """True while a structure that needs training searches exactly, waiting for vectors."""
+        return self.factory != "Flat" and structures.describe(self._index) in EXACT
+
+    def search(self, x: np.ndarray, k: int = 10, *, nprobe: int | None = None, efSearch: int | None = None,
+               k_factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """faiss-style search: ``x (N, D)`` float32 -> ``(scores, ids)``, each ``(N, k)``.
+
+        ``nprobe`` (IVF lists visited), ``efSearch`` (HNSW candidate list) and ``k_factor``
+        (refine: candidates re-scored exactly = ``k * k_factor``) apply to this call only; unset,
+        they are :data:`DEFAULT_SEARCH`. Setting one the structure lacks is an error.
+        """
+        given = {"nprobe": nprobe, "efSearch": efSearch, "k_factor": k_factor}
+        if not self.exact:
+            self._set_parameters({k: v for k, v in given.items() if v is not None})
         return flat.search(self._index, x, k)
+
+    def _set_parameters(self, given: dict) -> None:
+        wanted = {name: given.get(name, default) for name, default in DEFAULT_SEARCH.items()
+                  if name in given or name in self._applicable}
+        changed = {k: v for k, v in wanted.items() if self._parameters.get(k) != v}
+        if changed:
+            structures.set_search_parameters(self._index, **changed)
+            self._parameters.update(changed)
+
+    @property
+    def _applicable(self) -> set[str]:
+        if "applicable" not in self._parameters:
+            self._parameters["applicable"] = structures.parameters_of(self._index)
+        return self._parameters["applicable"]
 
     def lookup(self, ids: np.ndarray) -> list[dict | None]:
         """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""
@@ -120,8 +169,9 @@ class Collection:
             "images": len(self),
             "descriptor": self.manifest["descriptor"],
             "dim": self.dim,
-            "index": "Flat (exact inner product)",
-            "bytes_per_image": 4 * self.dim,
+            "index": self.factory,
+            "index_state": self._state(),
+            "bytes_per_image": structures.bytes_per_vector("Flat" if self.exact else self.factory, self.dim),
             "index_file_bytes": sum(f.stat().st_size for f in index_files),
             "metadata_bytes": (self.path / "metadata.sqlite").stat().st_size,
             "generation": self.metadata.generation,
@@ -129,6 +179,14 @@ class Collection:
             "format_version": self.manifest["format_version"],
             "versions": self.manifest["versions"],
         }
+
+    def _state(self) -> str:
+        if self.factory == "Flat":
+            return "exact inner product"
+        if self.exact:
+            return (f"exact search until {structures.training_size(self.factory):,} vectors are stored to train "
+                    f"{self.factory} on (now {len(self):,}), or `lookalike reindex --train-images`")
+        return f"trained: {structures.describe(self._index)}"
 
     # ---- writing -------------------------------------------------------------------------
     def write(self, add: Iterable[Entry] = (), remove_paths: Iterable[str] = ()) -> list[int]:
@@ -142,12 +200,38 @@ class Collection:
                 )
         added, removed = self.metadata.write(add, remove_paths)
         if removed:
-            self._index.remove_ids(np.asarray(removed, dtype=np.int64))
+            try:
+                self._index.remove_ids(np.asarray(removed, dtype=np.int64))
+            except RuntimeError:  # HNSW and refine cannot remove: rebuild from the stored vectors
+                self._index = self._rebuild()
         if added:
-            self._index.add_with_ids(
-                np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64)
-            )
+            if self.exact and len(self) + len(added) >= structures.training_size(self.factory):
+                self._index = self._rebuild()  # enough vectors now: train the structure
+            else:
+                self._index.add_with_ids(
+                    np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64))
         return added
+
+    def train_index(self, vectors: np.ndarray) -> None:
+        """Train the structure on ``vectors`` (N, D), a training set of the user's, and rebuild it."""
+        self._require_writable()
+        if self.factory == "Flat":
+            raise CollectionError(f"{self.path}: a Flat index learns nothing; reindex it with another structure")
+        self._train(structures.build(self.factory, self.dim), flat.as_matrix(vectors, self.dim, "training vectors"))
+        self._index = self._rebuild()
+
+    def reindex(self, factory: str, training: np.ndarray | None = None) -> None:
+        """Change the search structure to ``factory``, rebuilt from the stored vectors (and trained
+        on ``training``, if given, else on them)."""
+        self._require_writable()
+        structures.build(factory, self.dim)
+        (self.path / TRAINED).unlink(missing_ok=True)
+        self.factory = self.manifest["index"] = factory
+        _write_json_atomically(self.path / MANIFEST, self.manifest)
+        if training is not None and factory != "Flat":
+            self.train_index(training)
+        else:
+            self._index = self._rebuild()
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove images by stored path; return how many were removed."""
@@ -159,9 +243,9 @@ class Collection:
         """Write the faiss file for the current generation, if it changed, and drop older ones."""
         self._require_writable()
         generation = self.metadata.generation
-        if generation == self._saved_generation:
-            return
         target = self.path / f"index-{generation}.faiss"
+        if generation == self._saved_generation and target.exists():
+            return
         flat.write_atomically(self._index, target)
         for old in [*self.path.glob("index-*.faiss"), *self.path.glob("index-*.faiss.tmp")]:
             if old != target:
@@ -188,11 +272,37 @@ class Collection:
         if current.exists():
             return flat.read(current)
         # Stale or missing (an interrupted run, or a new collection): rebuild from SQLite.
+        index = self._rebuild()
+        self.rebuilt = index.ntotal > 0
+        return index
+
+    def _rebuild(self):
+        """The structure holding every stored vector: trained if it can be, else exact."""
         ids, vectors = self.metadata.vectors()
-        index = flat.new_index(self.dim)
+        self._parameters, self._saved_generation = {}, -1
+        index = self._empty(vectors)
         if len(ids):
             index.add_with_ids(vectors, ids)
-            self.rebuilt = True
+        return index
+
+    def _empty(self, vectors: np.ndarray):
+        if self.factory == "Flat":
+            return flat.new_index(self.dim)
+        if (self.path / TRAINED).exists():
+            return flat.read(self.path / TRAINED)
+        index = structures.build(self.factory, self.dim)
+        if index.is_trained:  # HNSW, or Flat behind a fixed transform: nothing to learn
+            return self._train(index, vectors[:0])
+        needed = structures.training_size(self.factory)
+        if len(vectors) < needed:
+            return flat.new_index(self.dim)
+        return self._train(index, evenly_spaced(vectors, max(needed, TRAINING_SAMPLE)))
+
+    def _train(self, index, vectors: np.ndarray):
+        if len(vectors):
+            index.train(vectors)
+        if self.writable:  # kept, so that rebuilding after a crash or a removal does not retrain
+            flat.write_atomically(index, self.path / TRAINED)
         return index
 
     def _require_writable(self) -> None:

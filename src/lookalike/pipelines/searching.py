@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from lookalike.errors import LookalikeError
 from lookalike.index.collection import Collection
 from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
@@ -23,10 +22,11 @@ class Hit:
 
 def search_image(
     collection: Collection, query: str | Path, *, k: int = 10, rerank: str | None = None,
-    shortlist: int = 100, max_pixels: int = DEFAULT_MAX_PIXELS,
+    shortlist: int = 100, max_pixels: int = DEFAULT_MAX_PIXELS, **parameters,
 ) -> list[Hit]:
     """The ``k`` stored images most similar to the image file ``query``.
 
+    ``parameters`` (``nprobe``, ``efSearch``, ``k_factor``) tune an approximate index for this query.
     ``rerank="emd"`` re-scores the best ``shortlist`` by Earth Mover's Distance between colour
     histograms (``color-hist`` collections only); scores are then ``-EMD``.
     """
@@ -34,13 +34,13 @@ def search_image(
     decoded = load_image(query, max_side=descriptor.max_side, max_pixels=max_pixels)
     vector = descriptor(decoded.pixels)
     if rerank is None:
-        scores, ids = collection.search(vector[None], k)
+        scores, ids = collection.search(vector[None], k, **parameters)
     elif rerank == "emd":
         if not hasattr(descriptor, "histogram_from_vector"):
             raise LookalikeError(f"--rerank emd needs a color-hist collection, not {descriptor.name}")
         from lookalike.rerank.emd import emd_rerank
 
-        _, ids = collection.search(vector[None], max(k, shortlist))
+        _, ids = collection.search(vector[None], max(k, shortlist), **parameters)
         ids = ids[0][ids[0] >= 0]
         candidates = descriptor.histogram_from_vector(collection.metadata.vectors_of(ids))
         scores, ids = emd_rerank(descriptor.histogram(decoded.pixels), candidates, ids,

@@ -44,15 +44,6 @@ def test_onnx_runtime_and_torch_give_the_same_descriptors():
             np.testing.assert_allclose(a, b, atol=1e-4, err_msg=name)
 
 
-@pytest.mark.parametrize("name", POOLINGS)
-def test_a_batch_gives_the_same_vectors_as_single_images(name):
-    descriptor = create(name, max_side=160, batch=3)
-    images = [np.asarray(scene(s, (160, 120))) for s in range(4)]
-    batch = descriptor.describe_batch([descriptor.prepare(im) for im in images])
-    singles = np.stack([descriptor(im) for im in images])
-    np.testing.assert_allclose(batch, singles, atol=1e-5)
-
-
 def test_aspect_ratio_is_kept_and_scales_are_averaged():
     descriptor = create("gem", max_side=150, scales=(1.0, 0.5))
     image = np.asarray(scene(1, (300, 200)))
@@ -112,7 +103,7 @@ def test_bad_options_are_clear():
 def test_pipeline_in_workers_matches_in_process_and_reports_bad_files(tmp_path, image_dir):
     (image_dir / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     paths = sorted(image_dir.iterdir())
-    descriptor = create("gem", max_side=96, batch=4)
+    descriptor = create("gem", max_side=96)
     parallel = dict(extract(descriptor, paths, workers=2, progress=None))
     assert "broken.jpg" in str(parallel[image_dir / "broken.jpg"])
     for path in paths:

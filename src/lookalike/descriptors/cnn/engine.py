@@ -26,7 +26,9 @@ OPSET = 17
 
 
 def default_threads() -> int:
-    """One thread per core this process may run on."""
+    """``$LOOKALIKE_THREADS`` (a worker process's share of the cores), else one per core."""
+    if os.environ.get("LOOKALIKE_THREADS", "").isdigit():
+        return max(1, int(os.environ["LOOKALIKE_THREADS"]))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -41,11 +43,8 @@ class TorchEngine:
 
     def __init__(self, backbone: Backbone, threads: int) -> None:
         self.backbone = backbone.to(memory_format=torch.channels_last)
-        self.threads = threads
 
     def __call__(self, pixels: np.ndarray) -> torch.Tensor:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             x = torch.from_numpy(pixels).contiguous(memory_format=torch.channels_last)
             return self.backbone(x).contiguous()
@@ -103,13 +102,14 @@ def onnx_available() -> bool:
 @lru_cache(maxsize=4)
 def load_engine(backbone: str, weights: str, engine: str = "auto", threads: int = 0):
     """A cached engine running ``backbone`` (see :func:`load_backbone`) with ``threads`` threads
-    (0 = one per core)."""
+    (0 = :func:`default_threads`)."""
     if engine not in ENGINES:
         raise LookalikeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "onnx" and not onnx_available():
         raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or lookalike[deep])")
     network = load_backbone(backbone, weights)
     threads = threads or default_threads()
+    torch.set_num_threads(threads)  # pooling runs in torch too
     if engine == "torch" or (engine == "auto" and not onnx_available()):
         return TorchEngine(network, threads)
     return OnnxEngine(network, threads)
