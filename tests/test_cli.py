@@ -168,3 +168,21 @@ def test_deep_descriptor_whitened_from_the_command_line(tmp_path):
     assert json.loads(run("info", tmp_path / "c").stdout)["dim"] == 6
     hits = json.loads(run("search", photos / "p3.jpg", "-c", tmp_path / "c", "-k", "1", "--json").stdout)
     assert hits["results"][0]["path"].endswith("p3.jpg")
+
+
+def test_index_structures_from_the_command_line(tmp_path, image_dir):
+    collection = tmp_path / "c"
+    run("index", image_dir, "-c", collection, "-d", "color-hist", "--index", "IVF4,Flat")
+    info = json.loads(run("info", collection).stdout)
+    assert info["index"] == "IVF4,Flat" and info["index_state"].startswith("exact search until 156 vectors")
+    out = run("reindex", collection, "--index", "HNSW8").stdout
+    assert "index HNSW8 (trained: IndexIDMap2(IndexHNSWFlat))" in out
+    hits = json.loads(run("search", image_dir / "img04.jpg", "-c", collection, "-k", "2", "--ef-search", "8",
+                          "--json").stdout)
+    assert hits["results"][0]["path"].endswith("img04.jpg")
+    wrong = run("search", image_dir / "img04.jpg", "-c", collection, "--nprobe", "4", ok=False)
+    assert wrong.returncode == 2 and "nprobe does not apply" in wrong.stderr and "Traceback" not in wrong.stderr
+    bad = run("index", image_dir, "-c", tmp_path / "d", "--index", "IVF1024,PQ7", ok=False)
+    assert bad.returncode == 2 and "not a multiple of 7" in bad.stderr and not (tmp_path / "d").exists()
+    plan = run("plan", "--images", "100000000", "--dim", "512", "--ram", "16GB").stdout
+    assert "IVF" in plan and "--index IVF" in plan

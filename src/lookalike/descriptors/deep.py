@@ -13,8 +13,10 @@ faster on two cores than batches through one two-threaded pass (``docs/benchmark
 
 from __future__ import annotations
 
+import abc
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +69,9 @@ class CnnDescriptor(Descriptor):
     def raw_dim(self) -> int:
         return _channels(self.config)
 
+    @abc.abstractmethod
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` feature maps -> ``[B, raw_dim]`` (not normalised)."""
-        raise NotImplementedError
 
     # ---- describing ---------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -240,7 +242,8 @@ class NetVlad(CnnDescriptor):
             raise LookalikeError(
                 f"netvlad needs k-means centres: run `lookalike train IMAGES -d netvlad --out FILE` "
                 f"and pass -s vocabulary=FILE")
-        return _netvlad_layer(str(Path(self.config.vocabulary).resolve()), self.config.k)
+        path = Path(self.config.vocabulary).resolve()
+        return _netvlad_layer(str(path), path.stat().st_mtime_ns, self.config.k)
 
     def pool(self, features):
         return self.layer(features)
@@ -263,19 +266,14 @@ class NetVlad(CnnDescriptor):
         return type(self)(self.config, vocabulary=str(out.resolve()))
 
 
-def _netvlad_layer(path: str, k: int) -> pooling.NetVLAD:
-    mtime = os.stat(path).st_mtime_ns
-    key = (path, mtime)
-    if key not in _LAYERS:
-        try:
-            with np.load(path) as data:
-                if str(data["kind"]) != "netvlad" or int(data["k"]) != k:
-                    raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
-                centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
-        _LAYERS[key] = pooling.NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
-    return _LAYERS[key]
-
-
-_LAYERS: dict = {}
+@lru_cache(maxsize=8)
+def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
+    try:
+        with np.load(path) as data:
+            kind, clusters = str(data["kind"]), int(data["k"])
+            centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
+    if kind != "netvlad" or clusters != k:
+        raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
+    return pooling.NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)

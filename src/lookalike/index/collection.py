@@ -71,7 +71,6 @@ class Collection:
         self._lock = _acquire_lock(path) if writable else None
         self.metadata = Metadata(path / "metadata.sqlite", self.dim)
         self.rebuilt = False  # True when the faiss file was stale and had to be rebuilt
-        self._parameters: dict = {}  # search parameters currently set on the structure
         self._index = self._load_index()
         self._saved_generation = self.metadata.generation if not self.rebuilt else -1
 
@@ -126,9 +125,22 @@ class Collection:
         return int(self._index.ntotal)
 
     @property
+    def _index(self):
+        return self._structure
+
+    @_index.setter
+    def _index(self, index) -> None:
+        """Use ``index`` from now on, and note what searching it needs."""
+        self._structure = index
+        self._exact = self.factory != "Flat" and structures.describe(index) in EXACT
+        applicable = set() if self._exact else structures.parameters_of(index)
+        self._defaults = {k: v for k, v in DEFAULT_SEARCH.items() if k in applicable}
+        self._parameters: dict = {}  # what is set on the structure now
+
+    @property
     def exact(self) -> bool:
         """True while a structure that needs training searches exactly, waiting for vectors."""
-        return self.factory != "Flat" and structures.describe(self._index) in EXACT
+        return self._exact
 
     def search(self, x: np.ndarray, k: int = 10, *, nprobe: int | None = None, efSearch: int | None = None,
                k_factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -138,24 +150,15 @@ class Collection:
         (refine: candidates re-scored exactly = ``k * k_factor``) apply to this call only; unset,
         they are :data:`DEFAULT_SEARCH`. Setting one the structure lacks is an error.
         """
-        given = {"nprobe": nprobe, "efSearch": efSearch, "k_factor": k_factor}
-        if not self.exact:
-            self._set_parameters({k: v for k, v in given.items() if v is not None})
-        return flat.search(self._index, x, k)
-
-    def _set_parameters(self, given: dict) -> None:
-        wanted = {name: given.get(name, default) for name, default in DEFAULT_SEARCH.items()
-                  if name in given or name in self._applicable}
-        changed = {k: v for k, v in wanted.items() if self._parameters.get(k) != v}
-        if changed:
+        given = (nprobe, efSearch, k_factor) != (None, None, None)
+        if not self._exact and (given or self._parameters != self._defaults):  # else nothing to set
+            wanted = dict(self._defaults)
+            wanted.update((name, value) for name, value in
+                          (("nprobe", nprobe), ("efSearch", efSearch), ("k_factor", k_factor)) if value is not None)
+            changed = {name: value for name, value in wanted.items() if self._parameters.get(name) != value}
             structures.set_search_parameters(self._index, **changed)
             self._parameters.update(changed)
-
-    @property
-    def _applicable(self) -> set[str]:
-        if "applicable" not in self._parameters:
-            self._parameters["applicable"] = structures.parameters_of(self._index)
-        return self._parameters["applicable"]
+        return flat.search(self._index, x, k, self.dim)
 
     def lookup(self, ids: np.ndarray) -> list[dict | None]:
         """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""
@@ -279,7 +282,7 @@ class Collection:
     def _rebuild(self):
         """The structure holding every stored vector: trained if it can be, else exact."""
         ids, vectors = self.metadata.vectors()
-        self._parameters, self._saved_generation = {}, -1
+        self._saved_generation = -1
         index = self._empty(vectors)
         if len(ids):
             index.add_with_ids(vectors, ids)

@@ -16,6 +16,8 @@ from lookalike.errors import LookalikeError
 
 def as_matrix(x: np.ndarray, dim: int, what: str = "queries") -> np.ndarray:
     """Check ``x`` is ``(N, dim)`` (or a single ``(dim,)`` vector) and return it float32, C-contiguous."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == dim and x.flags.c_contiguous:
+        return x  # the common case, checked cheaply: single queries are searched in microseconds
     x = np.asarray(x)
     if x.ndim == 1:
         x = x[None]
@@ -31,15 +33,16 @@ def new_index(dim: int):
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def search(index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` best ids by inner product for each row of ``x``; see the module docstring."""
+def search(index, x: np.ndarray, k: int, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` best ids by inner product for each row of ``x``; see the module docstring.
+
+    ``dim`` saves asking faiss for ``index.d`` on every call.
+    """
     if k < 1:
         raise LookalikeError(f"k={k} should be >= 1")
-    x = as_matrix(x, index.d)
-    if index.ntotal == 0:
-        return np.full((len(x), k), -np.inf, np.float32), np.full((len(x), k), -1, np.int64)
-    scores, ids = index.search(x, k)
-    scores[ids < 0] = -np.inf
+    scores, ids = index.search(as_matrix(x, dim or index.d), k)
+    if ids[:, -1].min() < 0:  # fewer than k results: faiss pads with -1 and a huge negative score
+        scores[ids < 0] = -np.inf
     return scores, ids
 
 

@@ -62,8 +62,6 @@ class OnnxEngine:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # idle threads that spin steal the core a decoding worker needs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(export_onnx(backbone)), options,
                                                     providers=["CPUExecutionProvider"])
 
