@@ -156,9 +156,9 @@ class Collection:
             wanted.update((name, value) for name, value in
                           (("nprobe", nprobe), ("efSearch", efSearch), ("k_factor", k_factor)) if value is not None)
             changed = {name: value for name, value in wanted.items() if self._parameters.get(name) != value}
-            structures.set_search_parameters(self._index, **changed)
+            structures.set_search_parameters(self._structure, **changed)
             self._parameters.update(changed)
-        return flat.search(self._index, x, k, self.dim)
+        return flat.search(self._structure, x, k, self.dim)
 
     def lookup(self, ids: np.ndarray) -> list[dict | None]:
         """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""

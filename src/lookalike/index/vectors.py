@@ -41,7 +41,8 @@ def search(index, x: np.ndarray, k: int, dim: int | None = None) -> tuple[np.nda
     if k < 1:
         raise LookalikeError(f"k={k} should be >= 1")
     scores, ids = index.search(as_matrix(x, dim or index.d), k)
-    if ids[:, -1].min() < 0:  # fewer than k results: faiss pads with -1 and a huge negative score
+    last = ids[0, -1] if len(ids) == 1 else ids[:, -1].min()  # (a single query: no numpy reduction)
+    if last < 0:  # fewer than k results: faiss pads with -1 and a huge negative score
         scores[ids < 0] = -np.inf
     return scores, ids
 
