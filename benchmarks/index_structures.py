@@ -216,18 +216,20 @@ def tables(args) -> None:
             print(f"| {r['n']:,} | {r['dim']} | `{r['factory']}` | {setting} | {r['recall@1']:.3f} | "
                   f"{r['recall@10']:.3f} | {r['batch_qps']:,.0f} | {r['latency_ms']:.2f} | {r['build_s']:.1f} | "
                   f"{r['bytes_per_vector']:.0f} |")
-        print("\n| structure (search) | " + " | ".join(f"{n:,}" for n in sorted({r['n'] for r in rows})) + " |")
-        sizes = sorted({r["n"] for r in rows})
-        print("|---|" + "---|" * len(sizes))
-        defaults = [r for r in rows if r["search"] in ({}, {"nprobe": 16}, {"efSearch": 64})]
         family = lambda factory: re.sub(r"IVF\d+", "IVF(4 sqrt n)", factory)  # noqa: E731
-        for structure in dict.fromkeys(family(r["factory"]) for r in defaults):
-            cells = []
-            for n in sizes:
-                match = [r for r in defaults if family(r["factory"]) == structure and r["n"] == n]
-                cells.append(f"{match[0]['latency_ms']:.2f} ms, {match[0]['bytes_per_vector'] * n / 1e6:,.0f} MB, "
-                             f"R@10 {match[0]['recall@10']:.2f}" if match else "")
-            print(f"| `{structure}` | " + " | ".join(cells) + " |")
+        defaults = [r for r in rows if r["search"] in ({}, {"nprobe": 16}, {"efSearch": 64})]
+        for dim in sorted({r["dim"] for r in rows}):
+            mine = [r for r in defaults if r["dim"] == dim]
+            sizes = sorted({r["n"] for r in mine})
+            print(f"\n| d={dim}: ms/query, memory, R@10 | " + " | ".join(f"n={n:,}" for n in sizes) + " |")
+            print("|---|" + "---|" * len(sizes))
+            for structure in dict.fromkeys(family(r["factory"]) for r in mine):
+                cells = []
+                for n in sizes:
+                    match = [r for r in mine if family(r["factory"]) == structure and r["n"] == n]
+                    cells.append(f"{match[0]['latency_ms']:.2f} ms, {match[0]['bytes_per_vector'] * n / 1e6:,.0f} MB, "
+                                 f"{match[0]['recall@10']:.2f}" if match else "")
+                print(f"| `{structure}` | " + " | ".join(cells) + " |")
         largest = max(r["n"] for r in rows)
         dims = sorted({r["dim"] for r in rows if r["n"] == largest})
         fig, axes = plt.subplots(1, len(dims), figsize=(6.5 * len(dims), 4.5), dpi=110, squeeze=False)
