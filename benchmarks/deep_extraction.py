@@ -147,7 +147,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.8), dpi=110)
     width = 0.8 / (2 * len(engines))
     for e, engine in enumerate(engines):
-        for k, (key, hatch) in enumerate((("bare_ips", ""), ("pipeline_ips", "//"))):  # noqa: B007
+        for k, (key, hatch) in enumerate((("bare_ips", ""), ("pipeline_ips", "//"))):
             values = [max((r[key] for r in rows if r["setting"] == s and r["engine"] == engine), default=0)
                       for s in settings]
             offset = (2 * e + k) * width - 0.4 + width / 2

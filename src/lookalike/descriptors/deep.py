@@ -240,8 +240,8 @@ class NetVlad(CnnDescriptor):
     def layer(self) -> pooling.NetVLAD:
         if not self.trained:
             raise LookalikeError(
-                f"netvlad needs k-means centres: run `lookalike train IMAGES -d netvlad --out FILE` "
-                f"and pass -s vocabulary=FILE")
+                "netvlad needs k-means centres: run `lookalike train IMAGES -d netvlad --out FILE` "
+                "and pass -s vocabulary=FILE")
         path = Path(self.config.vocabulary).resolve()
         return _netvlad_layer(str(path), path.stat().st_mtime_ns, self.config.k)
 

@@ -71,7 +71,7 @@ def test_local_state_dict_loads_through_the_backbone_interface(tmp_path):
     np.testing.assert_allclose(tuned(image), expected, atol=1e-4)
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(LookalikeError, match="other.pth: these weights do not fit"):
-        create("mac", weights=str(tmp_path / "other.pth")).dim
+        _ = create("mac", weights=str(tmp_path / "other.pth")).dim
     with pytest.raises(LookalikeError, match="not found"):
         create("mac", weights=str(tmp_path / "missing.pth"))
 
@@ -95,7 +95,7 @@ def test_bad_options_are_clear():
     with pytest.raises(LookalikeError, match="engine must be one of"):
         create("gem", engine="tensorrt")
     with pytest.raises(LookalikeError, match="unknown backbone"):
-        create("gem", backbone="vgg16").dim
+        _ = create("gem", backbone="vgg16").dim
     with pytest.raises(LookalikeError, match="netvlad needs k-means centres"):
         create("netvlad")(np.asarray(scene(0)))
 
