@@ -173,3 +173,17 @@ def test_choose_explains_its_choice_in_one_line():
     structures.build(big.factory, 512)
     with pytest.raises(LookalikeError, match="shard"):
         structures.choose(10**11, 512, 1e9)
+
+
+@pytest.mark.parametrize("factory", ["HNSW16", "IVF8,PQ16,RFlat"])
+def test_adding_and_removing_in_one_write_stores_each_vector_once(tmp_path, factory):
+    """A removal these structures cannot do rebuilds them from SQLite, which already holds the
+    additions of the same write: they must not be added a second time."""
+    data = clustered(500)
+    with Collection.create(tmp_path / "c", create("edge-hist"), index=factory) as store:
+        store.write(entries(data[:300]))
+        store.train_index(data)
+        store.write(entries(data[300:], start=300), remove_paths=["/img/0.jpg", "/img/1.jpg"])
+        assert len(store) == 498
+        _, found = store.search(data[400:410], 5)
+    assert all(len(set(row)) == len(row) for row in found)  # no id found twice

@@ -202,17 +202,19 @@ class Collection:
                     f"{e.path}: vector of shape {e.vector.shape}, collection expects ({self.dim},)"
                 )
         added, removed = self.metadata.write(add, remove_paths)
+        rebuild = False
         if removed:
             try:
                 self._index.remove_ids(np.asarray(removed, dtype=np.int64))
-            except RuntimeError:  # HNSW and refine cannot remove: rebuild from the stored vectors
-                self._index = self._rebuild()
-        if added:
-            if self.exact and len(self) + len(added) >= structures.training_size(self.factory):
-                self._index = self._rebuild()  # enough vectors now: train the structure
-            else:
-                self._index.add_with_ids(
-                    np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64))
+            except RuntimeError:  # HNSW and refine cannot remove
+                rebuild = True
+        # enough vectors now to train the structure?
+        rebuild = rebuild or (self.exact and len(self) + len(added) >= structures.training_size(self.factory))
+        if rebuild:  # from SQLite, which already holds this write's additions
+            self._index = self._rebuild()
+        elif added:
+            self._index.add_with_ids(
+                np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64))
         return added
 
     def train_index(self, vectors: np.ndarray) -> None:
