@@ -3,7 +3,7 @@
     python benchmarks/deep_descriptors.py --data ../shared/data --out bench-output/deep
 
 EfficientNet-Lite0 (ImageNet weights, ONNX Runtime) runs once per image at full resolution (longer
-side at most 1024, aspect ratio kept), through lookalike's extraction pipeline; every pooling
+side at most 1024, aspect ratio kept), in lookalike's extraction workers; every pooling
 (MAC, SPoC, CroW, R-MAC, GeM p=3, NetVLAD) is then computed from that same feature map with the
 functions the descriptors use. GeM is also run at three scales (1, 1/sqrt 2, 1/2). NetVLAD's
 centres come from k-means on the dataset's own database features (unsupervised, untrained
@@ -42,17 +42,11 @@ NETVLAD_K = 16
 SHRINKAGES = (0.0, 0.1, 0.3)
 
 
-def maps_and_multiscale_gem(descriptor, prepared: list) -> list[dict]:
-    """Per image: its scale-1 feature map (float16) and its GeM vector at every scale."""
-    out = [{"gem_scales": []} for _ in prepared]
-    for scale in range(len(SCALES)):
-        for rows, features in descriptor.feature_maps([p[scale] for p in prepared]):
-            vectors = torch.nn.functional.normalize(gem(features), dim=1).numpy()
-            for row, feature_map, vector in zip(rows, features, vectors):
-                out[row]["gem_scales"].append(vector)
-                if scale == 0:
-                    out[row]["map"] = feature_map.half()
-    return out
+def maps_and_multiscale_gem(descriptor, pixels: np.ndarray) -> dict:
+    """One image's scale-1 feature map (float16) and its GeM vector at every scale (in a worker)."""
+    maps = [descriptor.feature_map(scaled) for scaled in descriptor.prepare(pixels)]
+    return {"map": maps[0].half(),
+            "gem_scales": [torch.nn.functional.normalize(gem(m[None]), dim=1)[0].numpy() for m in maps]}
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
