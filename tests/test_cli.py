@@ -184,5 +184,7 @@ def test_index_structures_from_the_command_line(tmp_path, image_dir):
     assert wrong.returncode == 2 and "nprobe does not apply" in wrong.stderr and "Traceback" not in wrong.stderr
     bad = run("index", image_dir, "-c", tmp_path / "d", "--index", "IVF1024,PQ7", ok=False)
     assert bad.returncode == 2 and "not a multiple of 7" in bad.stderr and not (tmp_path / "d").exists()
+    trained = run("reindex", collection, "--index", "IVF2,Flat", "--train-images", image_dir).stdout
+    assert "index IVF2,Flat (trained: IndexIVFFlat)" in trained
     plan = run("plan", "--images", "100000000", "--dim", "512", "--ram", "16GB").stdout
     assert "IVF" in plan and "--index IVF" in plan

@@ -311,13 +311,11 @@ def reindex(
     with Collection.open(collection, writable=True) as store:
         training = None
         if train_images:
-            from lookalike.errors import ImageError
             from lookalike.io.files import find_images
-            from lookalike.pipelines.extract import extract
+            from lookalike.pipelines.training import describe_all
 
-            training = [r.vector for _, r in extract(store.descriptor, find_images(train_images), workers=workers,
-                                                       max_pixels=max_pixels, progress="training vectors")
-                        if not isinstance(r, ImageError)]
+            training, _ = describe_all(store.descriptor, find_images(train_images), progress="training vectors",
+                                       workers=workers, max_pixels=max_pixels)
             if not training:
                 raise LookalikeError("none of the --train-images could be described")
         store.reindex(index_structure, None if training is None else np.stack(training))

@@ -20,10 +20,12 @@ def _training_sample(descriptor: Descriptor, image):
     return descriptor.training_sample(image)
 
 
-def _sample(descriptor: Descriptor, paths: list[Path], label: str, compute, **options) -> tuple[list, int]:
+def describe_all(descriptor: Descriptor, paths: list[Path], *, progress: str | None, compute=None,
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list, int]:
+    """What ``extract`` gives for the images that could be described, and how many could not."""
     arrays, skipped = [], 0
-    for _, result in extract(descriptor, paths, compute=compute, progress=label if options.pop("progress") else None,
-                             **options):
+    for _, result in extract(descriptor, paths, compute=compute, progress=progress, workers=workers,
+                             max_pixels=max_pixels):
         if isinstance(result, ImageError):
             skipped += 1
         else:
@@ -45,8 +47,8 @@ def train_descriptor(
         raise LookalikeError(f"{descriptor.name} learns no vocabulary; to whiten it use --whiten")
     paths = evenly_spaced(list(paths), max_images)
     start = time.perf_counter()
-    per_image, skipped = _sample(descriptor, paths, "training sample", _training_sample, workers=workers,
-                                 max_pixels=max_pixels, progress=progress)
+    per_image, skipped = describe_all(descriptor, paths, progress="training sample" if progress else None,
+                                      compute=_training_sample, workers=workers, max_pixels=max_pixels)
     if not per_image:
         raise LookalikeError(f"none of the {len(paths)} training images could be described")
     described = time.perf_counter() - start
@@ -73,8 +75,8 @@ def train_whitening(
         raise LookalikeError(f"{descriptor.name} needs its vocabulary before it can be whitened")
     paths = evenly_spaced(list(paths), max_images)
     start = time.perf_counter()
-    vectors, skipped = _sample(descriptor, paths, "whitening sample", None, workers=workers,
-                               max_pixels=max_pixels, progress=progress)
+    vectors, skipped = describe_all(descriptor, paths, progress="whitening sample" if progress else None,
+                                    workers=workers, max_pixels=max_pixels)
     if len(vectors) < 2:
         raise LookalikeError(f"only {len(vectors)} of the {len(paths)} training images could be described")
     described = time.perf_counter() - start
