@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from lookalike.descriptors import create
-from lookalike.descriptors.aggregated import PER_IMAGE, evenly_spaced
+from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.descriptors.cnn import crow, gem, mac, rmac, spoc
 from lookalike.evaluate.metrics import evaluate_rankings
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import evaluate_descriptor, rank_all
 from lookalike.pipelines.extract import extract
 from lookalike.postprocess.whitening import PCAWhitening
+from lookalike.sampling import evenly_spaced
 
 DATASETS = {"eth80": ["instance.json", "category.json"], "landmarks": ["full.json"], "copydays": ["full.json"]}
 WHITEN_FROM = {"landmarks": ["copydays"], "copydays": ["landmarks"], "eth80": ["landmarks", "copydays"]}

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.descriptors import create
-from lookalike.descriptors.aggregated import evenly_spaced
 from lookalike.descriptors.cnn.engine import default_threads
 from lookalike.io.images import load_image
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.extract import THREADS_VARIABLE, extract
+from lookalike.sampling import evenly_spaced
 
 SETTINGS = [  # label, descriptor, options
     ("cnn-fc 224x224", "cnn-fc", {}),

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.descriptors import create
-from lookalike.descriptors.aggregated import PER_IMAGE, evenly_spaced
+from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.evaluate.metrics import evaluate_rankings
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import rank_all
 from lookalike.pipelines.extract import extract
+from lookalike.sampling import evenly_spaced
 
 DATASETS = {"eth80": "instance.json", "landmarks": "full.json", "copydays": "full.json"}
 VARIANTS = [  # label, descriptor, options

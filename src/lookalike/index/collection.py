@@ -36,10 +36,10 @@ from lookalike import __version__
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import CollectionError
-from lookalike.descriptors.aggregated import evenly_spaced
 from lookalike.index import structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
+from lookalike.sampling import evenly_spaced
 
 FORMAT = "lookalike-collection"
 FORMAT_VERSION = 1

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.descriptors.aggregated import evenly_spaced
 from lookalike.descriptors.base import Descriptor
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import extract
 from lookalike.postprocess.whitening import PCAWhitening
+from lookalike.sampling import evenly_spaced
 
 
 def _training_sample(descriptor: Descriptor, image):

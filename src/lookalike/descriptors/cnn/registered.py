@@ -24,12 +24,13 @@ import torch
 from PIL import Image
 
 from lookalike.descriptors.aggregate import KMeansVocabulary
-from lookalike.descriptors.aggregated import PER_IMAGE, evenly_spaced
+from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.cnn import pooling
 from lookalike.descriptors.cnn.backbone import load_backbone
 from lookalike.descriptors.cnn.engine import ENGINES, load_engine
 from lookalike.errors import LookalikeError
+from lookalike.sampling import evenly_spaced
 
 MIN_SIDE = 32  # one cell of the last feature map
 

@@ -32,19 +32,11 @@ from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.pca import PCA
 from lookalike.postprocess.tfidf import idf_weights
+from lookalike.sampling import evenly_spaced
 
 PYRAMID_CELLS = 21  # 1 + 4 + 16
 MAX_TRAINING_DESCRIPTORS = 200_000  # evenly spaced subset for PCA and the vocabulary
 PER_IMAGE = 300  # local descriptors kept per training image: enough for k-means, bounded in memory
-
-
-def evenly_spaced(items, n: int):
-    """At most ``n`` of ``items`` (an array or a list), evenly spaced and in order: a deterministic
-    subsample that needs no random seed."""
-    if len(items) <= n:
-        return items
-    picks = np.linspace(0, len(items) - 1, n).astype(np.int64)
-    return items[picks] if isinstance(items, np.ndarray) else [items[i] for i in picks]
 
 
 def _kmeans(k: int, seed: int) -> KMeansVocabulary:

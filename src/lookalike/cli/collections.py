@@ -1,54 +1,23 @@
-"""The ``lookalike`` command line: a thin shell over the library.
-
-Every command turns its arguments into library calls and prints the result; errors the user can
-fix print as one line (``error: ...``) with exit code 2, never as a traceback.
-"""
+"""Commands on collections: index, update, remove, search, info, reindex, plan."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from lookalike.errors import LookalikeError
-from lookalike.io.images import DEFAULT_MAX_PIXELS  # light: Pillow and numpy only
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    help=(
-        "Visual search: index a folder of images, then find the images that show the same object, "
-        "place or copy.\n\n"
-        "Typical use:\n\n"
-        "  lookalike index ~/photos --collection ~/photos.lookalike --descriptor gist\n\n"
-        "  lookalike search query.jpg --collection ~/photos.lookalike -k 10 --html results.html\n\n"
-        "  lookalike eval data/landmarks/full.json --descriptor gist"
-    ),
+from lookalike.cli.app import (
+    Collection_,
+    MaxPixels,
+    Settings,
+    Workers,
+    app,
+    descriptor_from_options,
 )
-
-Collection_ = Annotated[Path, typer.Option("--collection", "-c", help="Collection folder.")]
-Workers = Annotated[
-    Optional[int], typer.Option(help="Worker processes for decoding and describing [default: one per core].")
-]
-MaxPixels = Annotated[
-    int, typer.Option(help="Refuse images with more pixels than this (decompression-bomb guard).")
-]
-Settings = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Descriptor option as key=value, repeatable, e.g. -s bins=8,8,8. "
-                 "`lookalike descriptors` lists the options."),
-]
-
-def _descriptor(name: str, settings: list[str] | None):
-    from lookalike.descriptors import descriptor_class, parse_overrides
-
-    cls = descriptor_class(name)
-    return cls(**parse_overrides(cls.Config, settings or []))
+from lookalike.errors import LookalikeError
+from lookalike.io.images import DEFAULT_MAX_PIXELS
 
 
 def _index_and_report(store, paths: list[Path], **options) -> None:
@@ -93,14 +62,14 @@ def index(
     if (collection / "manifest.json").exists():
         if settings and not descriptor:
             raise LookalikeError("--set needs --descriptor, to check them against the collection's")
-        wanted = _descriptor(descriptor, settings) if settings else descriptor
+        wanted = descriptor_from_options(descriptor, settings) if settings else descriptor
         store = Collection.open(collection, descriptor=wanted, writable=True)
         if index_structure and index_structure != store.factory:
             store.close()
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
                                  f"`lookalike reindex {collection} --index {index_structure}`")
     else:
-        wanted = _descriptor(descriptor or "gist", settings)
+        wanted = descriptor_from_options(descriptor or "gist", settings)
         if not wanted.trained:
             from lookalike.io.files import find_images
             from lookalike.pipelines.training import train_descriptor
@@ -184,113 +153,6 @@ def search(
 
 
 @app.command()
-def train(
-    paths: Annotated[list[Path], typer.Argument(help="Training images: files and folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the learned model (.npz).")],
-    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="bow, vlad, fisher or netvlad; "
-                                            "with --whiten, any descriptor.")] = "vlad",
-    settings: Settings = None,
-    whiten: Annotated[bool, typer.Option(
-        "--whiten", help="Learn a PCA-whitening of the descriptor's vectors instead of a vocabulary.")] = False,
-    dim: Annotated[int, typer.Option(help="With --whiten: dimensions kept (0 = all the data allows).")] = 0,
-    shrinkage: Annotated[float, typer.Option(
-        help="With --whiten: 0 whitens fully, 1 only rotates; in between tames weak noisy axes.")] = 0.0,
-    max_images: Annotated[int, typer.Option(help="Use at most this many images (evenly spaced).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of k-means and EM.")] = 0,
-    workers: Workers = None,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-) -> None:
-    """Learn what a descriptor needs from training images: a vocabulary, or a whitening.
-
-    Then use it with -s vocabulary=OUT (or -s whitening=OUT), e.g.
-
-      lookalike train ~/paris -d vlad -s k=64 -o vlad64.npz
-
-      lookalike index ~/photos -c photos.lookalike -d vlad -s k=64 -s vocabulary=vlad64.npz
-
-      lookalike train ~/paris -d gem --whiten --dim 512 -o gem-white.npz
-
-    Learn on images other than the ones you will search: a whitening learned on the searched
-    images themselves fits their noise.
-    """
-    from lookalike.io.files import find_images
-    from lookalike.pipelines import training
-
-    wanted, found = _descriptor(descriptor, settings), find_images(paths)
-    if whiten:
-        trained, report = training.train_whitening(wanted, found, out, dim=dim, shrinkage=shrinkage,
-                                                   max_images=max_images, workers=workers,
-                                                   max_pixels=max_pixels)
-        typer.echo(f"learned a {report['dim']}-D whitening of {trained.name} from {report['images']} images "
-                   f"in {report['describe_seconds'] + report['learn_seconds']:.1f} s; wrote {out}")
-        option = "whitening"
-    else:
-        trained, report = training.train_descriptor(wanted, found, out, max_images=max_images,
-                                                    workers=workers, max_pixels=max_pixels, seed=seed)
-        typer.echo(f"learned {trained.name} (k={trained.config.k}) from {report['descriptors']:,} local "
-                   f"descriptors of {report['images']} images in "
-                   f"{report['describe_seconds'] + report['learn_seconds']:.1f} s; wrote {out}")
-        option = "vocabulary"
-    typer.echo(f"use it with: -d {trained.name} " + " ".join(
-        f"-s {k}={v}" for k, v in trained.spec()["config"].items() if k in ("k", "pca", option)))
-
-
-@app.command(name="eval")
-def evaluate(
-    protocol: Annotated[Path, typer.Argument(help="Protocol JSON (docs/protocol.md).")],
-    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="Descriptor name.")] = "gist",
-    settings: Settings = None,
-    images: Annotated[Optional[Path], typer.Option(help="Image folder [default: images/ beside the JSON].")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write full results as JSON.")] = None,
-    save_rankings: Annotated[bool, typer.Option(help="Include each query's ranking in --json output.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write a precision-recall plot (PNG).")] = None,
-    train_images: Annotated[Optional[list[Path]], typer.Option(
-        help="Images to learn a vocabulary from, for descriptors that need one and have none "
-        "[default: the database images].")] = None,
-    workers: Workers = None,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-) -> None:
-    """Evaluate a descriptor on a benchmark protocol: mAP with junk removed, mP@k, mR@k, top-1."""
-    from lookalike.evaluate.report import format_summary, to_json
-    from lookalike.io.protocol import load_protocol
-    from lookalike.pipelines.evaluation import evaluate_descriptor
-
-    parsed = load_protocol(protocol, images)
-    train_paths = None
-    if train_images:
-        from lookalike.io.files import find_images
-
-        train_paths = find_images(train_images)
-    result = evaluate_descriptor(parsed, _descriptor(descriptor, settings), workers=workers,
-                                 max_pixels=max_pixels, train_paths=train_paths)
-    for line in result["skipped"]:
-        typer.echo(f"skipped {line}", err=True)
-    typer.echo(format_summary(result))
-    if json_out is not None:
-        json_out.write_text(json.dumps(to_json(result, parsed, save_rankings), indent=1))
-        typer.echo(f"wrote {json_out}", err=True)
-    if plot is not None:
-        from lookalike.evaluate.report import plot_result
-
-        plot_result(result, plot)
-        typer.echo(f"wrote {plot}", err=True)
-
-
-@app.command()
-def descriptors() -> None:
-    """List the registered descriptors with their options and defaults."""
-    import dataclasses
-
-    from lookalike.descriptors import available, descriptor_class
-
-    for name in available():
-        cls = descriptor_class(name)
-        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
-        for f in dataclasses.fields(cls.Config):
-            typer.echo(f"    {f.name} = {f.default!r}")
-
-
-@app.command()
 def reindex(
     collection: Annotated[Path, typer.Argument(help="Collection folder.")],
     index_structure: Annotated[str, typer.Option("--index", help="The new faiss factory string, e.g. "
@@ -360,60 +222,3 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
         if store.rebuilt:
             details["note"] = "the search index was stale (interrupted run?) and was rebuilt from SQLite"
     typer.echo(json.dumps(details, indent=1))
-
-
-@app.command(name="demo-data")
-def demo_data(out: Annotated[Path, typer.Argument(help="Folder to write the demo set into.")]) -> None:
-    """Write the demo set: scikit-image's photographs, edited copies as queries, and a protocol."""
-    from lookalike.io.demo_photos import build_demo_set
-
-    typer.echo(f"wrote {build_demo_set(out)}")
-
-
-analyze = typer.Typer(no_args_is_help=True, help="Analyses of descriptors and their data.")
-app.add_typer(analyze, name="analyze")
-
-
-@analyze.command()
-def dimensionality(
-    descriptors: Annotated[Optional[Path], typer.Option(
-        help="Your descriptors: an (N, D) .npy file, or a collection folder.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the plots.")] = Path("dimensionality"),
-) -> None:
-    """The curse of dimensionality: distance concentration of uniform data against your descriptors,
-    over dimensions 2 to 2048, and the PCA energy spectrum of your descriptors."""
-    import numpy as np
-
-    from lookalike.evaluate import dimensionality as dims
-
-    real = None
-    if descriptors is not None:
-        if descriptors.is_dir():
-            from lookalike.index import Collection
-
-            with Collection.open(descriptors) as store:
-                real = store.metadata.vectors()[1]
-        else:
-            try:
-                real = np.load(descriptors)
-            except (OSError, ValueError) as exc:
-                raise LookalikeError(f"{descriptors}: not a .npy array ({exc})") from None
-    curves = dims.concentration_curves(real)
-    energy = dims.pca_energy(real) if real is not None else None
-    for path in dims.plot(curves, energy, out, label=descriptors.name if descriptors else "descriptors"):
-        typer.echo(f"wrote {path}", err=True)
-    for line in dims.interpret(curves, energy):
-        typer.echo(line)
-
-
-def main() -> None:
-    """Entry point: run the app, turning user errors into one-line messages."""
-    try:
-        app()  # handles --help, usage errors (exit 2) and Ctrl-C itself
-    except LookalikeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,118 @@
+"""Commands that measure: eval, descriptors, analyze, and the demo set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lookalike.cli.app import (
+    MaxPixels,
+    Settings,
+    Workers,
+    app,
+    descriptor_from_options,
+)
+from lookalike.errors import LookalikeError
+from lookalike.io.images import DEFAULT_MAX_PIXELS
+
+
+@app.command(name="eval")
+def evaluate(
+    protocol: Annotated[Path, typer.Argument(help="Protocol JSON (docs/protocol.md).")],
+    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="Descriptor name.")] = "gist",
+    settings: Settings = None,
+    images: Annotated[Optional[Path], typer.Option(help="Image folder [default: images/ beside the JSON].")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write full results as JSON.")] = None,
+    save_rankings: Annotated[bool, typer.Option(help="Include each query's ranking in --json output.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a precision-recall plot (PNG).")] = None,
+    train_images: Annotated[Optional[list[Path]], typer.Option(
+        help="Images to learn a vocabulary from, for descriptors that need one and have none "
+        "[default: the database images].")] = None,
+    workers: Workers = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Evaluate a descriptor on a benchmark protocol: mAP with junk removed, mP@k, mR@k, top-1."""
+    from lookalike.evaluate.report import format_summary, to_json
+    from lookalike.io.protocol import load_protocol
+    from lookalike.pipelines.evaluation import evaluate_descriptor
+
+    parsed = load_protocol(protocol, images)
+    train_paths = None
+    if train_images:
+        from lookalike.io.files import find_images
+
+        train_paths = find_images(train_images)
+    result = evaluate_descriptor(parsed, descriptor_from_options(descriptor, settings), workers=workers,
+                                 max_pixels=max_pixels, train_paths=train_paths)
+    for line in result["skipped"]:
+        typer.echo(f"skipped {line}", err=True)
+    typer.echo(format_summary(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(to_json(result, parsed, save_rankings), indent=1))
+        typer.echo(f"wrote {json_out}", err=True)
+    if plot is not None:
+        from lookalike.evaluate.report import plot_result
+
+        plot_result(result, plot)
+        typer.echo(f"wrote {plot}", err=True)
+
+
+@app.command()
+def descriptors() -> None:
+    """List the registered descriptors with their options and defaults."""
+    import dataclasses
+
+    from lookalike.descriptors import available, descriptor_class
+
+    for name in available():
+        cls = descriptor_class(name)
+        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        for f in dataclasses.fields(cls.Config):
+            typer.echo(f"    {f.name} = {f.default!r}")
+
+
+@app.command(name="demo-data")
+def demo_data(out: Annotated[Path, typer.Argument(help="Folder to write the demo set into.")]) -> None:
+    """Write the demo set: scikit-image's photographs, edited copies as queries, and a protocol."""
+    from lookalike.io.demo_photos import build_demo_set
+
+    typer.echo(f"wrote {build_demo_set(out)}")
+
+
+analyze = typer.Typer(no_args_is_help=True, help="Analyses of descriptors and their data.")
+app.add_typer(analyze, name="analyze")
+
+
+@analyze.command()
+def dimensionality(
+    descriptors: Annotated[Optional[Path], typer.Option(
+        help="Your descriptors: an (N, D) .npy file, or a collection folder.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the plots.")] = Path("dimensionality"),
+) -> None:
+    """The curse of dimensionality: distance concentration of uniform data against your descriptors,
+    over dimensions 2 to 2048, and the PCA energy spectrum of your descriptors."""
+    import numpy as np
+
+    from lookalike.evaluate import dimensionality as dims
+
+    real = None
+    if descriptors is not None:
+        if descriptors.is_dir():
+            from lookalike.index import Collection
+
+            with Collection.open(descriptors) as store:
+                real = store.metadata.vectors()[1]
+        else:
+            try:
+                real = np.load(descriptors)
+            except (OSError, ValueError) as exc:
+                raise LookalikeError(f"{descriptors}: not a .npy array ({exc})") from None
+    curves = dims.concentration_curves(real)
+    energy = dims.pca_energy(real) if real is not None else None
+    for path in dims.plot(curves, energy, out, label=descriptors.name if descriptors else "descriptors"):
+        typer.echo(f"wrote {path}", err=True)
+    for line in dims.interpret(curves, energy):
+        typer.echo(line)
