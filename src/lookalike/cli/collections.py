@@ -77,7 +77,7 @@ def index(
             typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
-        store = Collection.create(collection, wanted, index=index_structure or "Flat")
+        store = Collection.create(collection, wanted, index=index_structure)
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
 

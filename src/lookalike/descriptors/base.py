@@ -37,6 +37,7 @@ class Descriptor(abc.ABC):
     Config: ClassVar[type]
     trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
     sparse: bool = False  # mostly zeros: search it with an inverted file
+    binary: bool = False  # values are +-1/sqrt(dim): a collection stores them as bits (BFlat)
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
         config = self.Config() if config is None else config

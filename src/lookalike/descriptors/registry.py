@@ -13,6 +13,7 @@ _ENTRIES: dict[str, str] = {
     "color-hist": "lookalike.descriptors.holistic.color:ColorHistogram",
     "edge-hist": "lookalike.descriptors.holistic.edges:EdgeHistogram",
     "gist": "lookalike.descriptors.holistic.gist:Gist",
+    "phash": "lookalike.descriptors.holistic.phash:PerceptualHash",
     "bow": "lookalike.descriptors.aggregate.registered:BagOfWords",
     "vlad": "lookalike.descriptors.aggregate.registered:Vlad",
     "fisher": "lookalike.descriptors.aggregate.registered:Fisher",

@@ -76,10 +76,15 @@ class Collection:
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str = "Flat") -> Collection:
+    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str | None = None) -> Collection:
         """Make a new, empty collection at ``path`` (a missing or empty folder) whose search
-        structure is the faiss factory string ``index``."""
+        structure is the faiss factory string ``index`` (default: exact, ``BFlat`` for a binary
+        descriptor)."""
         path = Path(path)
+        index = index or ("BFlat" if descriptor.binary else "Flat")
+        if structures.is_binary(index) and not descriptor.binary:
+            raise CollectionError(f"index {index} stores sign bits, for binary descriptors such as phash; "
+                                  f"{descriptor.name} needs a float structure such as Flat")
         structures.build(index, descriptor.dim)  # a bad string fails before anything is written
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
@@ -186,6 +191,8 @@ class Collection:
     def _state(self) -> str:
         if self.factory == "Flat":
             return "exact inner product"
+        if structures.is_binary(self.factory):
+            return "exact Hamming distance over sign bits"
         if self.exact:
             return (f"exact search until {structures.training_size(self.factory):,} vectors are stored to train "
                     f"{self.factory} on (now {len(self):,}), or `lookalike reindex --train-images`")
@@ -275,7 +282,7 @@ class Collection:
     def _load_index(self):
         current = self.path / f"index-{self.metadata.generation}.faiss"
         if current.exists():
-            return flat.read(current)
+            return flat.read(current, structures.is_binary(self.factory))
         # Stale or missing (an interrupted run, or a new collection): rebuild from SQLite.
         index = self._rebuild()
         self.rebuilt = index.ntotal > 0
@@ -294,7 +301,7 @@ class Collection:
         if self.factory == "Flat":
             return flat.new_index(self.dim)
         if (self.path / TRAINED).exists():
-            return flat.read(self.path / TRAINED)
+            return flat.read(self.path / TRAINED, structures.is_binary(self.factory))
         index = structures.build(self.factory, self.dim)
         if index.is_trained:  # HNSW, or Flat behind a fixed transform: nothing to learn
             return self._train(index, vectors[:0])

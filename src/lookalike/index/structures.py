@@ -4,7 +4,8 @@ A collection's search structure is any inner-product faiss index that ``faiss.in
 builds: ``Flat`` (exact, the default), ``PCA256,Flat``, ``PQ32``, ``IVF1024,PQ32``,
 ``OPQ32_128,IVF1024,PQ32``, ``HNSW32``, ``IVF4096,SQ8``; a final ``,RFlat`` keeps the full
 vectors to re-score the top ``k * k_factor`` candidates exactly (refine). This module wraps the
-few things a collection needs on top of faiss: clear errors for bad strings, how many vectors
+few things a collection needs on top of faiss (and ``BFlat``, exact Hamming search over the sign
+bits of binary descriptors, :mod:`lookalike.index.binary`): clear errors for bad strings, how many vectors
 training needs, per-query search parameters, memory per vector, and a structure for a RAM budget.
 """
 
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from lookalike.errors import LookalikeError
+from lookalike.index.binary import BINARY_FLAT, HammingIndex
 
 #: faiss prints a warning when k-means has fewer than 39 points per centroid
 POINTS_PER_CENTROID = 39
@@ -34,6 +36,8 @@ def build(factory: str, dim: int):
     import faiss
 
     factory = factory.strip()
+    if factory == BINARY_FLAT:
+        return HammingIndex(dim)
     if not factory or any(c.isspace() for c in factory):
         raise LookalikeError(f"index {factory!r}: a faiss factory string has no spaces, e.g. {', '.join(EXAMPLES[:4])}")
     if re.search(r"(?>IVF|HNSW|OPQ|PQ|PCAR?)(?!\d)", factory):  # faiss crashes on some of these
@@ -94,8 +98,15 @@ def training_size(factory: str) -> int:
     return max(needs)
 
 
+def is_binary(factory: str) -> bool:
+    """Whether ``factory`` stores sign bits (for binary descriptors) rather than floats."""
+    return factory.strip() == BINARY_FLAT
+
+
 def parameters_of(index) -> set[str]:
     """The search parameters (``nprobe``, ``efSearch``, ``k_factor``) that ``index`` has."""
+    if isinstance(index, HammingIndex):
+        return set()
     known = _faiss_parameters(index)
     return {name for name, faiss_names in SEARCH_PARAMETERS.items() if known & set(faiss_names)}
 
@@ -142,6 +153,8 @@ def describe(index) -> str:
     """The faiss class chain of ``index``, e.g. ``IndexIDMap2(IndexHNSWFlat)``."""
     import faiss
 
+    if isinstance(index, HammingIndex):
+        return f"{type(index.index).__name__}(IndexBinaryFlat)"
     inner = getattr(index, "index", None)  # a wrapper's child, as a non-owning base-class proxy
     if inner is not None and not isinstance(index, faiss.IndexIVF):
         return f"{type(index).__name__}({describe(faiss.downcast_index(inner))})"
@@ -152,6 +165,8 @@ def bytes_per_vector(factory: str, dim: int) -> float:
     """Memory one vector takes in ``factory``'s index (codes, ids, graph links), estimated from
     the structure: what :func:`choose` plans with and ``lookalike info`` reports."""
     total = 8.0  # the 64-bit id
+    if is_binary(factory):
+        return total + dim / 8
     codes = float(4 * _reduced_dim(factory, dim))
     for m, bits in re.findall(r"PQ(\d+)(?:x(\d+))?", factory):
         codes = int(m) * int(bits or 8) / 8

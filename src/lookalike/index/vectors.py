@@ -51,14 +51,24 @@ def write_atomically(index, path: Path) -> None:
     """Save ``index`` so that ``path`` holds either the old file or the complete new one."""
     import faiss
 
+    from lookalike.index.binary import HammingIndex
+
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
+    if isinstance(index, HammingIndex):
+        index.write(str(tmp))
+    else:
+        faiss.write_index(index, str(tmp))
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def read(path: Path):
+def read(path: Path, binary: bool = False):
+    """The index saved at ``path``; ``binary`` for a :class:`~lookalike.index.binary.HammingIndex`."""
     import faiss
 
+    if binary:
+        from lookalike.index.binary import HammingIndex
+
+        return HammingIndex.read(str(path))
     return faiss.read_index(str(path))

@@ -106,6 +106,8 @@ def _apply_exif_orientation(im: Image.Image) -> tuple[Image.Image, bool]:
     """Rotate/flip as the EXIF orientation tag says; also return whether width and height swap."""
     try:
         orientation = im.getexif().get(0x0112, 1)
+        if orientation == 1:  # upright: exif_transpose would only copy the pixels
+            return im, False
         return ImageOps.exif_transpose(im), orientation in (5, 6, 7, 8)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
         return im, False

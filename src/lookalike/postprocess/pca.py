@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.threads import threads_for
 
 
 class PCA:
@@ -41,7 +42,8 @@ class PCA:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.components_.shape[1]:
             raise LookalikeError(f"expected (N, {self.components_.shape[1]}) rows, got {x.shape}")
-        projected = (x - self.mean_.astype(np.float32)) @ self.components_.T.astype(np.float32)
+        with threads_for(x.size * len(self.components_)):
+            projected = (x - self.mean_.astype(np.float32)) @ self.components_.T.astype(np.float32)
         if self.whiten:
             projected /= np.sqrt(np.maximum(self.explained_variance_, 1e-12)).astype(np.float32)
         return np.ascontiguousarray(projected, dtype=np.float32)

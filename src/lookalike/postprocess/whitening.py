@@ -16,6 +16,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.pca import PCA
+from lookalike.threads import threads_for
 
 
 class PCAWhitening:
@@ -63,7 +64,8 @@ class PCAWhitening:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.projection_.shape[1]:
             raise LookalikeError(f"whitening expects (N, {self.projection_.shape[1]}) rows, got {x.shape}")
-        y = (x - self.mean_) @ self.projection_.T
+        with threads_for(x.size * len(self.projection_)):
+            y = (x - self.mean_) @ self.projection_.T
         y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(y, dtype=np.float32)
 

@@ -6,22 +6,24 @@ import numpy as np
 
 from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors, signed_power
 from lookalike.errors import LookalikeError
+from lookalike.threads import threads_for
 
 
 def gmm_log_joint(x: np.ndarray, means: np.ndarray, variances: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``log w_k + log N(x_t | mu_k, s2_k)`` ``(T, K)`` for a diagonal GMM, in matrix form.
 
     ``log N(x | mu, s2) = -1/2 [sum log(2 pi s2) + x^2 . (1/s2) - 2 x . (mu/s2) + sum mu^2/s2]``:
-    two BLAS products instead of a loop over components.
+    two BLAS products instead of a loop over components (on one thread for one image's descriptors).
     """
     x = np.asarray(x, dtype=np.float64)
     inverse = 1.0 / variances
-    log_likelihood = -0.5 * (
-        np.log(2.0 * np.pi * variances).sum(axis=1)
-        + (x * x) @ inverse.T
-        - 2.0 * x @ (means * inverse).T
-        + (means * means * inverse).sum(axis=1)
-    )
+    with threads_for(2 * x.size * len(means)):
+        log_likelihood = -0.5 * (
+            np.log(2.0 * np.pi * variances).sum(axis=1)
+            + (x * x) @ inverse.T
+            - 2.0 * x @ (means * inverse).T
+            + (means * means * inverse).sum(axis=1)
+        )
     return log_likelihood + np.log(weights)
 
 
@@ -67,8 +69,9 @@ def fisher_encode(
     q = gmm_posteriors(x, mu, variances, weights)  # (T, K)
     xd = x.astype(np.float64)
     mass = q.sum(axis=0)[:, None]  # (K, 1)
-    first = q.T @ xd  # (K, D): sum_t q_tk x_t
-    second = q.T @ (xd * xd)  # (K, D): sum_t q_tk x_t^2
+    with threads_for(2 * xd.size * k):
+        first = q.T @ xd  # (K, D): sum_t q_tk x_t
+        second = q.T @ (xd * xd)  # (K, D): sum_t q_tk x_t^2
     sigma = np.sqrt(variances)
     u = (first - mass * mu) / sigma
     v = (second - 2.0 * mu * first + mass * mu * mu) / variances - mass

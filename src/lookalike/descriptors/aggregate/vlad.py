@@ -6,7 +6,7 @@ import numpy as np
 from scipy import sparse
 
 from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors, signed_power
-
+from lookalike.threads import threads_for
 
 #: Above this many centres, faiss's blocked search beats one dense (T, K) distance matrix.
 LARGE_VOCABULARY = 1024
@@ -16,8 +16,13 @@ def knn_centers(x: np.ndarray, centers: np.ndarray, n: int = 1) -> tuple[np.ndar
     """Squared L2 distances and indices ``(T, n)`` of the ``n`` nearest centres of each row of ``x``.
 
     Small vocabularies use one BLAS product; large ones (20k words and more) use faiss, which
-    never holds the whole ``(T, K)`` distance matrix.
+    never holds the whole ``(T, K)`` distance matrix. One image's descriptors run on one thread.
     """
+    with threads_for(x.shape[0] * centers.shape[0] * centers.shape[1]):
+        return _knn_centers(x, centers, n)
+
+
+def _knn_centers(x: np.ndarray, centers: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if len(centers) > LARGE_VOCABULARY:
         import faiss
 
