@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.reference import vlfeat as vl  # noqa: E402
+
 import lookalike.threads  # noqa: E402
 from lookalike.descriptors.aggregate import (  # noqa: E402
     GaussianMixture,
@@ -36,7 +38,6 @@ from lookalike.descriptors.aggregate import (  # noqa: E402
 )
 from lookalike.postprocess.pca import PCA  # noqa: E402
 from lookalike.postprocess.whitening import PCAWhitening  # noqa: E402
-from tests.reference import vlfeat as vl  # noqa: E402
 
 #: one core kept busy with single-threaded matrix products until the parent closes its stdin
 BUSY = ("import os, sys, threading, numpy as np; a = np.ones((400, 400)); "
