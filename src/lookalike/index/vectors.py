@@ -6,6 +6,7 @@ ids int64 with -1 where fewer than ``k`` vectors exist.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -47,18 +48,30 @@ def search(index, x: np.ndarray, k: int, dim: int | None = None) -> tuple[np.nda
     return scores, ids
 
 
-def write_atomically(index, path: Path) -> None:
-    """Save ``index`` so that ``path`` holds either the old file or the complete new one."""
+def write_atomically(index, path: Path) -> str:
+    """Save ``index`` so that ``path`` holds either the old file or the complete new one; return
+    the sha256 of what was written."""
     import faiss
 
+    data = faiss.serialize_index(index)  # (bytes,) uint8: hashed and written from one copy
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as f:
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    return hashlib.sha256(memoryview(data)).hexdigest()
 
 
-def read(path: Path):
+def read(path: Path, sha256: str | None = None):
+    """The index saved at ``path``, or None if its bytes do not match ``sha256`` or, when no
+    checksum is known, faiss cannot read them (a truncated or overwritten file)."""
     import faiss
 
-    return faiss.read_index(str(path))
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    try:
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError:
+        return None
