@@ -41,7 +41,7 @@ class ColorHistogram(Descriptor):
     """
 
     name = "color-hist"
-    advice = "recolourings excluded, fast near-duplicates by colour; pair with --rerank emd"
+    advice = "copies and near-duplicates by colour, fast; re-rank with --rerank emd"
     Config = ColorHistConfig
 
     def validate(self) -> None:
