@@ -121,7 +121,7 @@ def dimensionality(
                 real = store.metadata.vectors()[1]
         else:
             try:
-                real = np.load(descriptors)
+                real = np.load(descriptors, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise LookalikeError(f"{descriptors}: not a .npy array ({exc})") from None
     curves = dims.concentration_curves(real)

@@ -78,7 +78,8 @@ def index_paths(
     files = [f.resolve() for f in scan.found]
     hashes = _hash_files(files, progress)
     found = {str(path): hashed[0] for path, hashed in zip(files, hashes) if not isinstance(hashed, ImageError)}
-    report.moved = _follow_moves(collection, found)
+    moved_to = _follow_moves(collection, found)
+    report.moved = len(moved_to)
     if prune:
         gone = [p for folder in paths if Path(folder).is_dir()
                 for p in collection.metadata.under(str(Path(folder).resolve())) if not os.path.lexists(p)]
@@ -93,6 +94,8 @@ def index_paths(
             report.skipped.append(hashed)
             continue
         digest, size = hashed
+        if str(path) in moved_to:
+            continue
         if stored_by_path.get(str(path)) == digest:
             report.present += 1
         elif digest in stored_by_hash or digest in claimed:
@@ -128,17 +131,18 @@ def index_paths(
     return report
 
 
-def _follow_moves(collection: Collection, found: dict[str, str]) -> int:
+def _follow_moves(collection: Collection, found: dict[str, str]) -> set[str]:
     """Give stored content found under a new path that path, where its old path is gone or now
-    holds other bytes; return how many images moved. ``found``: path -> sha256 of this run."""
+    holds other bytes; return the new paths. ``found``: path -> sha256 of this run."""
     moves = moved_paths(found, collection.metadata.hashes(), os.path.lexists)
     if not moves:
-        return 0
+        return set()
     # a target path whose own stored content went nowhere: that content is gone, drop it first
     leaving = {old for old, _ in moves}
     stored_by_path = collection.metadata.paths()
     collection.remove([new for _, new in moves if new in stored_by_path and new not in leaving])
-    return collection.move(moves)
+    collection.move(moves)
+    return {new for _, new in moves}
 
 
 def moved_paths(found: dict[str, str], stored: dict[str, str], exists) -> list[tuple[str, str]]:

@@ -164,7 +164,7 @@ class AggregatedDescriptor(Descriptor):
 @lru_cache(maxsize=8)
 def _load_model(path: str, mtime: int) -> dict[str, np.ndarray]:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError) as exc:
         raise LookalikeError(f"{path}: not a lookalike vocabulary ({exc})") from None

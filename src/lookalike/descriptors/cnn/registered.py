@@ -279,7 +279,7 @@ class NetVlad(CnnDescriptor):
 @lru_cache(maxsize=8)
 def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             kind, clusters = str(data["kind"]), int(data["k"])
             centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
     except (OSError, ValueError, KeyError) as exc:
