@@ -55,10 +55,13 @@ def test_a_collection_keeps_its_files_and_can_be_moved(tmp_path, image_dir, monk
 
     (tmp_path / "c").rename(tmp_path / "moved")
     monkeypatch.chdir(tmp_path)
-    with Collection.open(tmp_path / "moved") as c:
+    with Collection.open(tmp_path / "moved", writable=True) as c:
         assert c.descriptor.config.whitening == str(tmp_path / "moved" / "whitening.npz")
         hits = search_image(c, image_dir / "img05.jpg", k=1)
         assert hits[0].path.endswith("img05.jpg") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+        photo(50).save(image_dir / "new.jpg")  # described by workers, with the kept whitening
+        assert index_paths(c, [image_dir], workers=2, progress=False).indexed == 1
+        assert search_image(c, image_dir / "new.jpg", k=1)[0].score == pytest.approx(1.0, abs=1e-5)
     # the same options, by content, are accepted for more indexing; another whitening is not
     with Collection.open(tmp_path / "moved", descriptor=create("edge-hist", whitening=str(tmp_path / "moved" /
                                                                                           "whitening.npz"))):
@@ -113,6 +116,20 @@ def test_an_overwritten_or_truncated_faiss_file_is_rebuilt_from_sqlite(tmp_path)
     assert done.returncode == 0 and "30 images" in done.stdout, done.stderr
     with Collection.open(folder) as c:  # reindex saved a sound file again
         assert len(c) == 30 and not c.damaged and not c.rebuilt
+
+
+def test_a_damaged_trained_structure_is_retrained(tmp_path):
+    rows = entries(100)
+    with Collection.create(tmp_path / "c", create("edge-hist"), index="IVF2,Flat") as c:
+        c.write(rows)
+        assert not c.exact
+    for name in ("trained.faiss", *(p.name for p in (tmp_path / "c").glob("index-*.faiss"))):
+        (tmp_path / "c" / name).write_bytes(b"\0" * 100)
+    with Collection.open(tmp_path / "c", writable=True) as c:
+        assert len(c) == 100 and c.rebuilt and not c.exact
+        assert c.search(rows[7].vector, 1, nprobe=2)[1][0, 0] == c.metadata.vectors()[0][7]
+    with Collection.open(tmp_path / "c") as c:  # the retrained structure was saved, with its checksum
+        assert not c.rebuilt and not c.damaged and len(c) == 100
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -9,6 +9,7 @@ opening it must not import code planted beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from importlib.metadata import entry_points
 from typing import Any
@@ -93,7 +94,7 @@ def rebuild(cls: type[Descriptor], spec: dict[str, Any]) -> Descriptor:
     config = spec.get("config", {})
     if not isinstance(config, dict):
         raise LookalikeError(f"{spec.get('name')}: config {config!r} should be an object")
-    known = {f for f in getattr(cls.Config, "__dataclass_fields__", {})}
+    known = {f.name for f in dataclasses.fields(cls.Config)}
     unknown = sorted(set(config) - known)
     if unknown:
         raise LookalikeError(f"{spec.get('name')}: unknown option(s) {', '.join(unknown)} in the stored config; "

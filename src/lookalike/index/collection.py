@@ -97,7 +97,9 @@ class Collection:
             raise CollectionError(f"{path}: a collection already exists here")
         # what an interrupted creation leaves, and a vocabulary learned for this collection
         leftovers = {MANIFEST + ".tmp", "vocabulary.npz", "vocabulary.npz.tmp"}
-        if path.exists() and (not path.is_dir() or any(p.name not in leftovers for p in path.iterdir())):
+        kept = type(descriptor).file_options  # copies an interrupted creation made, as <option>.<suffix>
+        if path.exists() and (not path.is_dir() or any(
+                p.name not in leftovers and p.name.split(".")[0] not in kept for p in path.iterdir())):
             raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
         path.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
