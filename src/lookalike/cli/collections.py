@@ -119,7 +119,8 @@ def remove(
 def search(
     queries: Annotated[list[Path], typer.Argument(help="Query image file(s).")],
     collection: Collection_,
-    k: Annotated[int, typer.Option("-k", min=1, help="Number of results per query (at most the collection's size).")] = 10,
+    k: Annotated[int, typer.Option(
+        "-k", min=1, help="Number of results per query (at most the collection's size).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
     rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
