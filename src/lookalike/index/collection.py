@@ -58,7 +58,7 @@ TRAINING_SAMPLE = 100_000
 DEFAULT_SEARCH = {"nprobe": 16, "efSearch": 64, "k_factor": 4}
 #: what the exact structure looks like (built here, or by the factory from "Flat")
 EXACT = ("IndexIDMap2(IndexFlatIP)", "IndexIDMap2(IndexFlat)")
-#: prefix of the ``state`` keys that hold the sha256 of a faiss file, by file name
+#: prefix of the ``state`` keys that hold "<sha256> <size> <mtime_ns>" of a faiss file, by file name
 CHECKSUM = "sha256 "
 
 
@@ -275,8 +275,8 @@ class Collection:
         target = self.path / f"index-{generation}.faiss"
         if generation == self._saved_generation and target.exists():
             return
-        digest = flat.write_atomically(self._index, target)
-        self.metadata.set_state({CHECKSUM + target.name: digest}, drop_prefix=CHECKSUM + "index-")
+        self.metadata.set_state(_checksum(target, flat.write_atomically(self._index, target)),
+                                drop_prefix=CHECKSUM + "index-")
         for old in [*self.path.glob("index-*.faiss"), *self.path.glob("index-*.faiss.tmp")]:
             if old != target:
                 old.unlink(missing_ok=True)
@@ -311,9 +311,18 @@ class Collection:
         return index
 
     def _read_checked(self, file: Path):
-        """The faiss index in ``file``, or None if it does not match the checksum kept in SQLite."""
-        expected = self.metadata.get_state(CHECKSUM + file.name)
-        return flat.read(file, None if expected is None else str(expected))
+        """The faiss index in ``file``, or None if it does not match the checksum kept in SQLite.
+
+        The bytes are hashed only when the file's size or modification time changed since it was
+        saved (overwriting or truncating a file changes them), so that opening a big collection
+        does not cost a pass over its index at every search.
+        """
+        recorded = self.metadata.get_state(CHECKSUM + file.name)
+        if recorded is None:  # saved before checksums were kept: trusted if faiss can read it
+            return flat.read(file)
+        digest, *stamp = str(recorded).split()
+        stat = file.stat()
+        return flat.read(file, None if stamp == [str(stat.st_size), str(stat.st_mtime_ns)] else digest)
 
     def _rebuild(self):
         """The structure holding every stored vector: trained if it can be, else exact."""
@@ -344,8 +353,7 @@ class Collection:
         if len(vectors):
             index.train(vectors)
         if self.writable:  # kept, so that rebuilding after a crash or a removal does not retrain
-            digest = flat.write_atomically(index, self.path / TRAINED)
-            self.metadata.set_state({CHECKSUM + TRAINED: digest})
+            self.metadata.set_state(_checksum(self.path / TRAINED, flat.write_atomically(index, self.path / TRAINED)))
         return index
 
     def _require_writable(self) -> None:
@@ -400,6 +408,12 @@ def _by_content(descriptor: Descriptor) -> dict[str, Any]:
         if config.get(option) and Path(config[option]).is_file():
             config[option] = bundle.sha256_of(config[option])
     return config
+
+
+def _checksum(file: Path, digest: str) -> dict[str, str]:
+    """The ``state`` entry that records the faiss file just written with sha256 ``digest``."""
+    stat = file.stat()
+    return {CHECKSUM + file.name: f"{digest} {stat.st_size} {stat.st_mtime_ns}"}
 
 
 def _acquire_lock(path: Path):
