@@ -40,14 +40,14 @@ def test_readme_example_runs_as_a_plain_script(tmp_path, image_dir):
     (tmp_path / "images").symlink_to(image_dir)
     (tmp_path / "p.json").write_text(json.dumps(protocol))
     script = _readme_python_block()
-    for old, new in [('"photo.jpg"', repr(str(image_dir / "img03.jpg"))), ('"~/photos"', repr(str(image_dir))),
+    for old, new in [('"photo.jpg"', repr(str(image_dir / "img03.jpg"))),
                      ('"../shared/data/landmarks/full.json"', repr(str(tmp_path / "p.json")))]:
         assert old in script, old
         script = script.replace(old, new)
-    assert "__main__" not in script
+    assert "__main__" not in script and '"~/photos"' in script
     (tmp_path / "ex.py").write_text(script)
     done = subprocess.run([sys.executable, "ex.py"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env=_env())
+                          timeout=300, env={**_env(), "HOME": str(tmp_path)})  # ~/photos is image_dir
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "unreadable" not in done.stdout + done.stderr
     lines = done.stdout.splitlines()

@@ -38,7 +38,8 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def scan_images(paths: Iterable[str | Path]) -> Scan:
-    """List image files: each path is a file (kept as is) or a folder (searched recursively).
+    """List image files: each path is a file (kept as is) or a folder (searched recursively);
+    ``~`` means the user's home folder.
 
     Hidden files and folders are skipped. Symlinked folders are followed once; a link back to a
     folder being walked is reported as a loop. Unreadable folders, links that lead nowhere and
@@ -54,7 +55,7 @@ def scan_images(paths: Iterable[str | Path]) -> Scan:
     seen_files: set[tuple[int, int]] = set()
     seen_folders: set[tuple[int, int]] = set()
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).expanduser()
         try:
             info = path.stat()
         except OSError as exc:

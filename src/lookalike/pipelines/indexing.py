@@ -73,6 +73,7 @@ def index_paths(
     if batch_size < 1:
         raise LookalikeError(f"batch_size={batch_size} should be >= 1")
     report = IndexReport()
+    paths = [Path(p).expanduser() for p in paths]
     scan = scan_images(paths)
     report.skipped.extend(scan.problems)
     files = [f.resolve() for f in scan.found]
