@@ -59,7 +59,6 @@ class Metadata:
     def __init__(self, path: Path, dim: int, *, readonly: bool = False, new: bool = False) -> None:
         """Open ``path``; ``new`` creates it, else it must be a sound, existing database."""
         self.dim = dim
-        self.path = path
         if not new:
             check_database_file(path)
         try:
