@@ -49,7 +49,7 @@ def test_index_search_info_remove(tmp_path, image_dir):
     assert emd["results"][0]["path"].endswith("img05.jpg")
     assert emd["results"][0]["score"] == pytest.approx(0.0, abs=1e-6)  # -EMD to itself
 
-    info = json.loads(run("info", collection).stdout)
+    info = json.loads(run("info", collection, "--json").stdout)
     assert info["images"] == 12 and info["descriptor"]["config"]["space"] == "lab"
 
     assert "removed 1 images; 11 left" in run("remove", image_dir / "img05.jpg", "-c", collection).stdout
@@ -137,7 +137,7 @@ def test_train_then_index_and_search_with_vlad(tmp_path):
     # without a vocabulary, index learns one from the images and keeps it in the collection
     result = run("index", photos, "-c", tmp_path / "c2", "-d", "fisher", "-s", "k=4", "-s", "pca=16")
     assert "learning it from the images" in result.stderr and (tmp_path / "c2" / "vocabulary.npz").exists()
-    assert json.loads(run("info", tmp_path / "c2").stdout)["dim"] == 2 * 4 * 16
+    assert json.loads(run("info", tmp_path / "c2", "--json").stdout)["dim"] == 2 * 4 * 16
 
 
 def test_analyze_dimensionality(tmp_path):
@@ -165,7 +165,7 @@ def test_deep_descriptor_whitened_from_the_command_line(tmp_path):
     assert "learned a 6-D whitening of gem from 8 images" in out and f"whitening={tmp_path / 'w.npz'}" in out
     run("index", photos, "-c", tmp_path / "c", "-d", "gem", "-s", "max_side=128",
         "-s", f"whitening={tmp_path / 'w.npz'}")
-    assert json.loads(run("info", tmp_path / "c").stdout)["dim"] == 6
+    assert json.loads(run("info", tmp_path / "c", "--json").stdout)["dim"] == 6
     hits = json.loads(run("search", photos / "p3.jpg", "-c", tmp_path / "c", "-k", "1", "--json").stdout)
     assert hits["results"][0]["path"].endswith("p3.jpg")
 
@@ -173,7 +173,7 @@ def test_deep_descriptor_whitened_from_the_command_line(tmp_path):
 def test_index_structures_from_the_command_line(tmp_path, image_dir):
     collection = tmp_path / "c"
     run("index", image_dir, "-c", collection, "-d", "color-hist", "--index", "IVF4,Flat")
-    info = json.loads(run("info", collection).stdout)
+    info = json.loads(run("info", collection, "--json").stdout)
     assert info["index"] == "IVF4,Flat" and info["index_state"].startswith("exact search until 156 vectors")
     out = run("reindex", collection, "--index", "HNSW8").stdout
     assert "index HNSW8 (trained: IndexIDMap2(IndexHNSWFlat))" in out

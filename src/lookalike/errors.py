@@ -19,7 +19,8 @@ class ImageError(LookalikeError):
     ``reason`` is one of the short codes in ``REASONS``, so that run summaries can count them.
     """
 
-    REASONS = ("empty", "not an image", "truncated", "too large", "unreadable", "descriptor failed")
+    REASONS = ("empty", "not an image", "truncated", "too large", "unreadable", "descriptor failed",
+               "unsupported format", "symlink loop")
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
         if reason not in self.REASONS:

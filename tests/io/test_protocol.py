@@ -44,6 +44,6 @@ def test_missing_file_and_images(tmp_path):
     with pytest.raises(ProtocolError, match="no such protocol file"):
         load_protocol(tmp_path / "none.json")
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({"imlist": [], "qimlist": [], "gnd": []}))
+    path.write_text(json.dumps({"imlist": ["a.jpg"], "qimlist": ["a.jpg"], "gnd": [{"ok": [0]}]}))
     with pytest.raises(ProtocolError, match="--images"):
         load_protocol(path)

@@ -27,3 +27,15 @@ class Crashing(Descriptor):
         if image.shape[0] > image.shape[1]:
             os._exit(139)
         return image.reshape(-1, 3).mean(axis=0).astype(np.float32)
+
+
+class FailsInWorkers(Crashing):
+    """Builds in the parent, but refuses to in any worker process: a worker that cannot start."""
+
+    name = "fails-in-workers"
+
+    def validate(self) -> None:
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:
+            raise RuntimeError("no model in this process")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from lookalike.errors import LookalikeError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,10 +27,10 @@ app = typer.Typer(
 
 Collection_ = Annotated[Path, typer.Option("--collection", "-c", help="Collection folder.")]
 Workers = Annotated[
-    Optional[int], typer.Option(help="Worker processes for decoding and describing [default: one per core].")
+    Optional[int], typer.Option(min=1, help="Worker processes for decoding and describing [default: one per core].")
 ]
 MaxPixels = Annotated[
-    int, typer.Option(help="Refuse images with more pixels than this (decompression-bomb guard).")
+    int, typer.Option(min=1, help="Refuse images with more pixels than this (decompression-bomb guard).")
 ]
 Settings = Annotated[
     Optional[list[str]],
@@ -42,3 +45,33 @@ def descriptor_from_options(name: str, settings: list[str] | None):
 
     cls = descriptor_class(name)
     return cls(**parse_overrides(cls.Config, settings or []))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lookalike import __version__
+
+        typer.echo(f"lookalike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Visual search: index a folder of images, then find the images that show the same object,
+    place or copy."""
+
+
+def check_output(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file whose folder is missing or not writable."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise LookalikeError(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise LookalikeError(f"{option} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LookalikeError(f"{option} {path}: not writable; choose another place")

@@ -14,9 +14,10 @@ from lookalike.cli.app import (
     Settings,
     Workers,
     app,
+    check_output,
     descriptor_from_options,
 )
-from lookalike.errors import LookalikeError
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 
 
@@ -43,7 +44,7 @@ def index(
     settings: Settings = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-    batch_size: Annotated[int, typer.Option(help="Images committed per transaction.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images committed per transaction.")] = 64,
     index_structure: Annotated[Optional[str], typer.Option(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
@@ -69,7 +70,10 @@ def index(
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
                                  f"`lookalike reindex {collection} --index {index_structure}`")
     else:
+        from lookalike.index.structures import check_builds
+
         wanted = descriptor_from_options(descriptor or "gist", settings)
+        check_builds(index_structure or "Flat", wanted.dim)  # before any training or commit
         if not wanted.trained:
             from lookalike.io.files import find_images
             from lookalike.pipelines.training import train_descriptor
@@ -115,28 +119,38 @@ def remove(
 def search(
     queries: Annotated[list[Path], typer.Argument(help="Query image file(s).")],
     collection: Collection_,
-    k: Annotated[int, typer.Option("-k", help="Number of results per query.")] = 10,
+    k: Annotated[int, typer.Option(
+        "-k", min=1, help="Number of results per query (at most the collection's size).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
     rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
-    shortlist: Annotated[int, typer.Option(help="Candidates re-ranked with --rerank.")] = 100,
+    shortlist: Annotated[int, typer.Option(min=1, help="Candidates re-ranked with --rerank.")] = 100,
     nprobe: Annotated[Optional[int], typer.Option(
-        help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
+        min=1, help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
     ef_search: Annotated[Optional[int], typer.Option(
-        help="HNSW indexes: candidate list size [default: 64].")] = None,
+        min=1, help="HNSW indexes: candidate list size [default: 64].")] = None,
     k_factor: Annotated[Optional[float], typer.Option(
-        help="Indexes with ,RFlat: re-score k * k_factor candidates exactly [default: 4].")] = None,
+        min=1.0, help="Indexes with ,RFlat: re-score k * k_factor candidates exactly [default: 4].")] = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Find the images of a collection most similar to each QUERY image."""
+    """Find the images of a collection most similar to each QUERY image.
+
+    A query that cannot be read is reported and the others are searched; the exit code is then 2.
+    """
     from lookalike.index import Collection
     from lookalike.pipelines.searching import search_image
 
-    searches = []
+    check_output(html, "--html")
+    searches, failed = [], []
     with Collection.open(collection) as store:
         for query in queries:
-            hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
-                                max_pixels=max_pixels, nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+            try:
+                hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist, max_pixels=max_pixels,
+                                    nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+            except ImageError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                failed.append(query)
+                continue
             searches.append((str(query), hits))
             if as_json:
                 typer.echo(json.dumps({"query": str(query), "results": [
@@ -148,8 +162,11 @@ def search(
     if html is not None:
         from lookalike.results_page import render
 
-        html.write_text(render(searches, title=f"lookalike: {len(queries)} queries in {collection.name}"))
+        html.write_text(render(searches, title=f"lookalike: {len(searches)} queries in {collection.name}"),
+                        encoding="utf-8", errors="backslashreplace")
         typer.echo(f"wrote {html}", err=True)
+    if failed:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -188,8 +205,8 @@ def reindex(
 
 @app.command()
 def plan(
-    images: Annotated[int, typer.Option(help="How many images the collection will hold.")],
-    dim: Annotated[int, typer.Option(help="Descriptor dimension (`lookalike info` or `descriptors`).")],
+    images: Annotated[int, typer.Option(min=1, help="How many images the collection will hold.")],
+    dim: Annotated[int, typer.Option(min=1, help="Descriptor dimension (`lookalike info` or `descriptors`).")],
     ram: Annotated[str, typer.Option(help="Memory for the index, e.g. 8GB, 500MB.")] = "8GB",
 ) -> None:
     """Suggest an index structure for a collection size and a RAM budget, and say why."""
@@ -213,12 +230,50 @@ def _bytes(text: str) -> float:
 
 
 @app.command()
-def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
+def info(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+) -> None:
     """Describe a collection: size, descriptor, index, storage."""
     from lookalike.index import Collection
 
     with Collection.open(collection) as store:
         details = store.info()
-        if store.rebuilt:
+        if store.damaged:
+            details["note"] = (f"{store.damaged} did not match its checksum (damaged or overwritten); the search "
+                               "index was rebuilt from SQLite in memory: run `lookalike reindex` to save it")
+        elif store.rebuilt:
             details["note"] = "the search index was stale (interrupted run?) and was rebuilt from SQLite"
-    typer.echo(json.dumps(details, indent=1))
+    typer.echo(json.dumps(details, indent=1) if as_json else _summary(details))
+
+
+def _summary(details: dict) -> str:
+    """``lookalike info`` for people: a few lines, the numbers that matter first."""
+    config = details["descriptor"]["config"]
+    options = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                        for k, v in config.items() if v not in ("", None))
+    versions = details["versions"]
+    lines = [
+        f"{details['path']}: {details['images']:,} images",
+        f"descriptor: {details['descriptor']['name']} ({details['dim']}-D; {options})",
+        f"index: {details['index']}, {details['index_state']}; about {details['bytes_per_image']:.0f} bytes "
+        "per image in memory",
+        f"on disk: index {_size(details['index_file_bytes'])}, metadata {_size(details['metadata_bytes'])} "
+        f"(generation {details['generation']})",
+    ]
+    if details["files"]:
+        lines.append("kept files: " + ", ".join(f"{name} (sha256 {digest[:12]})"
+                                                for name, digest in details["files"].items()))
+    lines.append(f"created {details['created']} by lookalike {versions.get('lookalike')} "
+                 f"(faiss {versions.get('faiss')}, format {details['format_version']})")
+    if "note" in details:
+        lines.append(f"note: {details['note']}")
+    return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +14,7 @@ from lookalike.cli.app import (
     Settings,
     Workers,
     app,
+    check_output,
     descriptor_from_options,
 )
 from lookalike.errors import LookalikeError
@@ -39,6 +41,8 @@ def evaluate(
     from lookalike.io.protocol import load_protocol
     from lookalike.pipelines.evaluation import evaluate_descriptor
 
+    check_output(json_out, "--json")
+    check_output(plot, "--plot")
     parsed = load_protocol(protocol, images)
     train_paths = None
     if train_images:
@@ -62,16 +66,26 @@ def evaluate(
 
 @app.command()
 def descriptors() -> None:
-    """List the registered descriptors with their options and defaults."""
-    import dataclasses
-
+    """List the registered descriptors: dimension, when to use each, options and defaults."""
     from lookalike.descriptors import available, descriptor_class
 
     for name in available():
         cls = descriptor_class(name)
-        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        typer.echo(f"{name} ({_dimension(cls)}): {cls.advice or (cls.__doc__ or '').strip().splitlines()[0]}")
         for f in dataclasses.fields(cls.Config):
             typer.echo(f"    {f.name} = {f.default!r}")
+
+
+def _dimension(cls) -> str:
+    """The dimension with default options, and what it depends on."""
+    try:
+        descriptor = cls()
+        dim = descriptor.dim
+    except (LookalikeError, ImportError) as exc:  # a deep descriptor without the [deep] extra
+        return f"dimension unknown here: {exc}"
+    if "vocabulary" in {f.name for f in dataclasses.fields(cls.Config)}:
+        return f"{dim}-D with k={descriptor.config.k}; grows with the vocabulary size k"
+    return f"{dim}-D"
 
 
 @app.command(name="demo-data")
@@ -107,7 +121,7 @@ def dimensionality(
                 real = store.metadata.vectors()[1]
         else:
             try:
-                real = np.load(descriptors)
+                real = np.load(descriptors, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise LookalikeError(f"{descriptors}: not a .npy array ({exc})") from None
     curves = dims.concentration_curves(real)

@@ -26,10 +26,11 @@ def train(
     settings: Settings = None,
     whiten: Annotated[bool, typer.Option(
         "--whiten", help="Learn a PCA-whitening of the descriptor's vectors instead of a vocabulary.")] = False,
-    dim: Annotated[int, typer.Option(help="With --whiten: dimensions kept (0 = all the data allows).")] = 0,
+    dim: Annotated[int, typer.Option(min=0, help="With --whiten: dimensions kept (0 = all the data allows).")] = 0,
     shrinkage: Annotated[float, typer.Option(
+        min=0.0, max=1.0,
         help="With --whiten: 0 whitens fully, 1 only rotates; in between tames weak noisy axes.")] = 0.0,
-    max_images: Annotated[int, typer.Option(help="Use at most this many images (evenly spaced).")] = 1000,
+    max_images: Annotated[int, typer.Option(min=1, help="Use at most this many images (evenly spaced).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of k-means and EM.")] = 0,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,

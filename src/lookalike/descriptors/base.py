@@ -38,6 +38,10 @@ class Descriptor(abc.ABC):
     trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
     sparse: bool = False  # mostly zeros: search it with an inverted file
     binary: bool = False  # values are +-1/sqrt(dim): a collection stores them as bits (BFlat)
+    #: config options that name a file the vectors depend on; a collection keeps a copy of each
+    file_options: ClassVar[tuple[str, ...]] = ("whitening",)
+    #: when to choose this descriptor, in one line (``lookalike descriptors`` prints it)
+    advice: ClassVar[str] = ""
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
         config = self.Config() if config is None else config
@@ -95,11 +99,7 @@ class Descriptor(abc.ABC):
 
     def spec(self) -> dict[str, Any]:
         """Name and config as plain JSON data: enough to rebuild an identical descriptor."""
-        return {
-            "name": self.name,
-            "class": f"{type(self).__module__}:{type(self).__qualname__}",
-            "config": _jsonable(dataclasses.asdict(self.config)),
-        }
+        return {"name": self.name, "config": _jsonable(dataclasses.asdict(self.config))}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -1,8 +1,17 @@
-"""Build descriptors by name. Entries are imported lazily, so listing names imports nothing heavy."""
+"""Build descriptors by name. Entries are imported lazily, so listing names imports nothing heavy.
+
+A name is resolved only through code the user chose to run: the built-in table below, classes
+given to :func:`register` in this process, and plugins installed as entry points of the group
+``lookalike.descriptors`` (``name = "package.module:Class"`` in the plugin's ``pyproject.toml``).
+Never through a module path read from a file: a collection's manifest names a descriptor, and
+opening it must not import code planted beside it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from importlib.metadata import entry_points
 from typing import Any
 
 from lookalike.descriptors.base import Descriptor
@@ -27,31 +36,43 @@ _ENTRIES: dict[str, str] = {
 }
 
 
-def register(name: str, target: str | type[Descriptor]) -> None:
-    """Add a descriptor of your own: ``target`` is the class or its ``"module:Class"`` path.
+#: entry-point group through which installed packages add descriptors
+PLUGIN_GROUP = "lookalike.descriptors"
+_classes: dict[str, type[Descriptor]] = {}  # registered in this process
 
-    The class must be importable by that path, so that worker processes can rebuild it.
+
+def register(name: str, cls: type[Descriptor]) -> None:
+    """Add a descriptor class of your own under ``name``, for this process.
+
+    Worker processes receive the class itself (it pickles by reference to the module the caller
+    imported it from); a collection built with it opens where the same name is registered again,
+    or installed as a plugin (entry point group ``lookalike.descriptors``).
     """
-    if not isinstance(target, str):
-        target = f"{target.__module__}:{target.__qualname__}"
-    _ENTRIES[name] = target
+    if not (isinstance(cls, type) and issubclass(cls, Descriptor)):
+        raise LookalikeError(f"register({name!r}, {cls!r}): expected a Descriptor subclass")
+    _classes[name] = cls
 
 
 def available() -> list[str]:
-    """Names of every registered descriptor, sorted."""
-    return sorted(_ENTRIES)
+    """Names of every registered descriptor (built in, registered, installed plugins), sorted."""
+    return sorted({*_ENTRIES, *_classes, *(ep.name for ep in entry_points(group=PLUGIN_GROUP))})
 
 
 def descriptor_class(name: str) -> type[Descriptor]:
     """The class registered as ``name``; an unknown name lists the valid ones."""
-    if name not in _ENTRIES:
-        raise LookalikeError(f"unknown descriptor {name!r}; choose one of: {', '.join(available())}")
-    return _import(_ENTRIES[name])
-
-
-def _import(target: str) -> type[Descriptor]:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    if name in _classes:
+        return _classes[name]
+    if name in _ENTRIES:
+        module, _, attr = _ENTRIES[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    for plugin in entry_points(group=PLUGIN_GROUP, name=name):
+        cls = plugin.load()
+        if not (isinstance(cls, type) and issubclass(cls, Descriptor)):
+            raise LookalikeError(f"plugin {plugin.value} registered as descriptor {name!r} is not a Descriptor")
+        _classes[name] = cls
+        return cls
+    raise LookalikeError(f"unknown descriptor {name!r}; choose one of: {', '.join(available())} "
+                         f"(or install the plugin that provides it)")
 
 
 def create(name: str, config: Any = None, /, **overrides: Any) -> Descriptor:
@@ -60,13 +81,23 @@ def create(name: str, config: Any = None, /, **overrides: Any) -> Descriptor:
 
 
 def from_spec(spec: dict[str, Any]) -> Descriptor:
-    """Rebuild a descriptor from :meth:`Descriptor.spec` output.
+    """Rebuild a descriptor from :meth:`Descriptor.spec` output, found by its registered name.
 
-    A name registered in another process (a plugin) is found by the class path in the spec.
+    Any other key of ``spec`` (older manifests hold a ``"class"`` path) is ignored on purpose.
     """
-    if spec["name"] not in _ENTRIES and "class" in spec:
-        cls = _import(spec["class"])
-    else:
-        cls = descriptor_class(spec["name"])
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items()}
-    return cls(cls.Config(**config))
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise LookalikeError(f"descriptor spec {spec!r} should be an object with a 'name'")
+    return rebuild(descriptor_class(spec["name"]), spec)
+
+
+def rebuild(cls: type[Descriptor], spec: dict[str, Any]) -> Descriptor:
+    """An instance of ``cls`` with the config of ``spec`` (lists back to tuples)."""
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise LookalikeError(f"{spec.get('name')}: config {config!r} should be an object")
+    known = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise LookalikeError(f"{spec.get('name')}: unknown option(s) {', '.join(unknown)} in the stored config; "
+                             f"valid: {', '.join(sorted(known))}")
+    return cls(cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}))

@@ -82,15 +82,27 @@ def interpret(curves: dict, energy: np.ndarray | None) -> list[str]:
     if "real" in curves and curves["real"]:
         real = curves["real"]
         top = max(real)
-        lines.append(
-            f"your descriptors: relative contrast {real[top]['relative_contrast']:.2f} at d={top} "
-            f"(uniform: {uniform[top]['relative_contrast']:.3f}); they keep far more contrast, because "
-            "they lie near a low-dimensional subspace.")
+        lines.append(compare_contrast(real[top]["relative_contrast"], uniform[top]["relative_contrast"], top))
     if energy is not None:
         for share in (0.5, 0.9, 0.99):
             dims = int(np.searchsorted(energy, share) + 1)
             lines.append(f"{share:.0%} of the variance lies in the first {dims} of {len(energy)} principal components.")
     return lines
+
+
+def compare_contrast(real: float, uniform: float, dim: int) -> str:
+    """One sentence comparing the relative contrast of real descriptors with uniform data's at
+    the same dimension ``dim``, that says what the two numbers say."""
+    numbers = f"your descriptors: relative contrast {real:.3f} at d={dim} (uniform random data: {uniform:.3f}); "
+    ratio = real / uniform if uniform > 0 else float("inf")
+    if ratio >= 2:
+        return numbers + (f"{ratio:.1f}x more contrast than uniform data: they lie near a low-dimensional "
+                          "subspace, and nearest neighbours stand out.")
+    if ratio > 1:
+        return numbers + "a little more contrast than uniform data: their neighbours barely stand out."
+    return numbers + (f"{1 / ratio:.1f}x less contrast than uniform data: their distances are concentrated, "
+                      "nearest and farthest neighbours are almost equally far; try a PCA-whitening "
+                      "(lookalike train --whiten) or another descriptor.")
 
 
 def plot(curves: dict, energy: np.ndarray | None, out: str | Path, label: str = "descriptors") -> list[Path]:

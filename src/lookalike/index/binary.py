@@ -58,14 +58,15 @@ class HammingIndex:
         distances, ids = self.index.search(pack_signs(x), k)
         return (1.0 - 2.0 * distances / self.d).astype(np.float32), ids
 
-    def write(self, path: str) -> None:
+    def serialize(self) -> np.ndarray:
+        """The index as faiss writes it to a file: ``(bytes,)`` uint8."""
         import faiss
 
-        faiss.write_index_binary(self.index, path)
+        return faiss.serialize_index_binary(self.index)
 
     @classmethod
-    def read(cls, path: str) -> HammingIndex:
+    def deserialize(cls, data: np.ndarray) -> HammingIndex:
         import faiss
 
-        index = faiss.read_index_binary(path)
+        index = faiss.deserialize_index_binary(data)
         return cls(index.d, index)

@@ -3,7 +3,8 @@
 Layout of ``DIR/``::
 
     manifest.json        format version, descriptor name and config, dimension, index structure,
-                         library versions
+                         library versions, and the sha256 of each kept file
+    vocabulary.npz ...   files the descriptor depends on, copied in (:mod:`lookalike.index.bundle`)
     metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth)
     index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
     trained.faiss        a structure that learns (IVF, PQ, PCA), trained and still empty
@@ -16,7 +17,12 @@ then the collection searches exactly, and says so in :meth:`Collection.info`.
 Crash safety: every change is one SQLite transaction that bumps the generation. The faiss file
 is saved atomically (write, fsync, rename) under the generation it reflects. On opening, a
 missing or older faiss file is rebuilt from the vectors in SQLite, so a kill at any moment loses
-nothing that was committed and never leaves half an entry.
+nothing that was committed and never leaves half an entry. SQLite also keeps the sha256 of each
+faiss file: one that was overwritten or truncated is rebuilt from SQLite too, so SQLite alone
+is always enough.
+
+Opened read-only (the default), a collection writes nothing: no lock file, no schema, no
+faiss file; a stale or damaged faiss file is rebuilt in memory only.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from lookalike import __version__
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import CollectionError
-from lookalike.index import structures
+from lookalike.index import bundle, structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
 from lookalike.sampling import evenly_spaced
@@ -52,6 +58,8 @@ TRAINING_SAMPLE = 100_000
 DEFAULT_SEARCH = {"nprobe": 16, "efSearch": 64, "k_factor": 4}
 #: what the exact structure looks like (built here, or by the factory from "Flat")
 EXACT = ("IndexIDMap2(IndexFlatIP)", "IndexIDMap2(IndexFlat)")
+#: prefix of the ``state`` keys that hold "<sha256> <size> <mtime_ns>" of a faiss file, by file name
+CHECKSUM = "sha256 "
 
 
 class Collection:
@@ -61,16 +69,20 @@ class Collection:
     the search structure. Opened ``writable``, it holds an exclusive lock on the folder.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], writable: bool) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], writable: bool, *, new: bool = False) -> None:
         self.path = path
         self.manifest = manifest
-        self.descriptor: Descriptor = from_spec(manifest["descriptor"])
+        files = manifest.setdefault(bundle.FILES, {})
+        bundle.check(path, files)
+        # the kept files by absolute path: right from any directory, and in worker processes
+        self.descriptor: Descriptor = from_spec(bundle.resolve_descriptor(path, manifest["descriptor"], files))
         self.dim: int = manifest["dim"]
         self.factory: str = manifest.get("index", "Flat")
         self.writable = writable
         self._lock = _acquire_lock(path) if writable else None
-        self.metadata = Metadata(path / "metadata.sqlite", self.dim)
-        self.rebuilt = False  # True when the faiss file was stale and had to be rebuilt
+        self.metadata = Metadata(path / "metadata.sqlite", self.dim, readonly=not writable, new=new)
+        self.rebuilt = False  # True when the faiss file was stale or damaged and had to be rebuilt
+        self.damaged: str | None = None  # which faiss file did not match its checksum
         self._index = self._load_index()
         self._saved_generation = self.metadata.generation if not self.rebuilt else -1
 
@@ -85,18 +97,23 @@ class Collection:
         if structures.is_binary(index) and not descriptor.binary:
             raise CollectionError(f"index {index} stores sign bits, for binary descriptors such as phash; "
                                   f"{descriptor.name} needs a float structure such as Flat")
-        structures.build(index, descriptor.dim)  # a bad string fails before anything is written
+        structures.check_builds(index, descriptor.dim)  # a bad string fails before anything is written
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
         # what an interrupted creation leaves, and a vocabulary learned for this collection
-        leftovers = {MANIFEST + ".tmp", "vocabulary.npz"}
-        if path.exists() and (not path.is_dir() or any(p.name not in leftovers for p in path.iterdir())):
+        leftovers = {MANIFEST + ".tmp", "vocabulary.npz", "vocabulary.npz.tmp"}
+        kept = type(descriptor).file_options  # copies an interrupted creation made, as <option>.<suffix>
+        if path.exists() and (not path.is_dir() or any(
+                p.name not in leftovers and p.name.split(".")[0] not in kept for p in path.iterdir())):
             raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
         path.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        spec = bundle.keep_descriptor_files(path, descriptor.spec(), type(descriptor).file_options, files)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "descriptor": descriptor.spec(),
+            "descriptor": spec,
+            bundle.FILES: files,
             "dim": descriptor.dim,
             "metric": "inner_product",
             "index": index,
@@ -104,7 +121,7 @@ class Collection:
             "versions": _versions(),
         }
         _write_json_atomically(path / MANIFEST, manifest)
-        return cls(path, manifest, writable=True)
+        return cls(path, manifest, writable=True, new=True)
 
     @classmethod
     def open(
@@ -186,6 +203,7 @@ class Collection:
             "created": self.manifest["created"],
             "format_version": self.manifest["format_version"],
             "versions": self.manifest["versions"],
+            "files": self.manifest[bundle.FILES],
         }
 
     def _state(self) -> str:
@@ -236,7 +254,7 @@ class Collection:
         """Change the search structure to ``factory``, rebuilt from the stored vectors (and trained
         on ``training``, if given, else on them)."""
         self._require_writable()
-        structures.build(factory, self.dim)
+        structures.check_builds(factory, self.dim)
         (self.path / TRAINED).unlink(missing_ok=True)
         self.factory = self.manifest["index"] = factory
         _write_json_atomically(self.path / MANIFEST, self.manifest)
@@ -244,6 +262,12 @@ class Collection:
             self.train_index(training)
         else:
             self._index = self._rebuild()
+
+    def move(self, moves: Iterable[tuple[str, str]]) -> int:
+        """Give stored images new paths (``(old, new)`` pairs, which may trade places); their
+        vectors and ids stay, so nothing is re-described. Returns how many moved."""
+        self._require_writable()
+        return self.metadata.move(moves)
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove images by stored path; return how many were removed."""
@@ -258,7 +282,8 @@ class Collection:
         target = self.path / f"index-{generation}.faiss"
         if generation == self._saved_generation and target.exists():
             return
-        flat.write_atomically(self._index, target)
+        self.metadata.set_state(_checksum(target, flat.write_atomically(self._index, target)),
+                                drop_prefix=CHECKSUM + "index-")
         for old in [*self.path.glob("index-*.faiss"), *self.path.glob("index-*.faiss.tmp")]:
             if old != target:
                 old.unlink(missing_ok=True)
@@ -282,11 +307,31 @@ class Collection:
     def _load_index(self):
         current = self.path / f"index-{self.metadata.generation}.faiss"
         if current.exists():
-            return flat.read(current, structures.is_binary(self.factory))
-        # Stale or missing (an interrupted run, or a new collection): rebuild from SQLite.
+            index = self._read_checked(current)
+            if index is not None:
+                return index
+            self.damaged = current.name
+        # Stale, missing or damaged (an interrupted run, a new collection, a file overwritten or
+        # cut short): rebuild from SQLite.
         index = self._rebuild()
-        self.rebuilt = index.ntotal > 0
+        self.rebuilt = index.ntotal > 0 or self.damaged is not None
         return index
+
+    def _read_checked(self, file: Path):
+        """The faiss index in ``file``, or None if it does not match the checksum kept in SQLite.
+
+        The bytes are hashed only when the file's size or modification time changed since it was
+        saved (overwriting or truncating a file changes them), so that opening a big collection
+        does not cost a pass over its index at every search.
+        """
+        binary = structures.is_binary(self.factory)
+        recorded = self.metadata.get_state(CHECKSUM + file.name)
+        if recorded is None:  # saved before checksums were kept: trusted if faiss can read it
+            return flat.read(file, binary=binary)
+        digest, *stamp = str(recorded).split()
+        stat = file.stat()
+        unchanged = stamp == [str(stat.st_size), str(stat.st_mtime_ns)]
+        return flat.read(file, None if unchanged else digest, binary=binary)
 
     def _rebuild(self):
         """The structure holding every stored vector: trained if it can be, else exact."""
@@ -301,7 +346,10 @@ class Collection:
         if self.factory == "Flat":
             return flat.new_index(self.dim)
         if (self.path / TRAINED).exists():
-            return flat.read(self.path / TRAINED, structures.is_binary(self.factory))
+            trained = self._read_checked(self.path / TRAINED)
+            if trained is not None and trained.ntotal == 0:
+                return trained
+            self.damaged = TRAINED  # retrained below, and replaced if writable
         index = structures.build(self.factory, self.dim)
         if index.is_trained:  # HNSW, or Flat behind a fixed transform: nothing to learn
             return self._train(index, vectors[:0])
@@ -314,7 +362,7 @@ class Collection:
         if len(vectors):
             index.train(vectors)
         if self.writable:  # kept, so that rebuilding after a crash or a removal does not retrain
-            flat.write_atomically(index, self.path / TRAINED)
+            self.metadata.set_state(_checksum(self.path / TRAINED, flat.write_atomically(index, self.path / TRAINED)))
         return index
 
     def _require_writable(self) -> None:
@@ -351,11 +399,30 @@ def _check_descriptor(path: Path, manifest: dict[str, Any], descriptor: Descript
             f"{path}: built with descriptor {stored['name']!r}, not {name!r}; "
             f"omit --descriptor or choose another --collection"
         )
-    if isinstance(descriptor, Descriptor) and descriptor.spec() != stored:
+    if not isinstance(descriptor, Descriptor):
+        return
+    files = manifest.get(bundle.FILES, {})
+    bundle.check(path, files)
+    if _by_content(descriptor) != _by_content(from_spec(bundle.resolve_descriptor(path, stored, files))):
         raise CollectionError(
             f"{path}: built with {stored['name']} config {stored['config']}, "
             f"not {descriptor.spec()['config']}; use the same options or another --collection"
         )
+
+
+def _by_content(descriptor: Descriptor) -> dict[str, Any]:
+    """The descriptor's config with each file it depends on named by its sha256, not its path."""
+    config = dict(descriptor.spec()["config"])
+    for option in type(descriptor).file_options:
+        if config.get(option) and Path(config[option]).is_file():
+            config[option] = bundle.sha256_of(config[option])
+    return config
+
+
+def _checksum(file: Path, digest: str) -> dict[str, str]:
+    """The ``state`` entry that records the faiss file just written with sha256 ``digest``."""
+    stat = file.stat()
+    return {CHECKSUM + file.name: f"{digest} {stat.st_size} {stat.st_mtime_ns}"}
 
 
 def _acquire_lock(path: Path):

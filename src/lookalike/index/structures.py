@@ -42,6 +42,11 @@ def build(factory: str, dim: int):
         raise LookalikeError(f"index {factory!r}: a faiss factory string has no spaces, e.g. {', '.join(EXAMPLES[:4])}")
     if re.search(r"(?>IVF|HNSW|OPQ|PQ|PCAR?)(?!\d)", factory):  # faiss crashes on some of these
         raise LookalikeError(f"index {factory!r}: IVF, HNSW, PQ, OPQ and PCA need a number, e.g. {', '.join(EXAMPLES)}")
+    if any(int(number) == 0 for number in re.findall(r"\d+", factory)):  # HNSW0 aborts the process
+        raise LookalikeError(f"index {factory!r}: every number in a factory string must be positive, "
+                             f"e.g. {', '.join(EXAMPLES)}")
+    if re.search(r"IDMap", factory, re.IGNORECASE):
+        raise LookalikeError(f"index {factory!r}: lookalike maps ids itself; drop IDMap from the string")
     for size in re.findall(r"(?:^|,)(?:PCAR?|OPQ\d+_)(\d+)", factory):
         if int(size) > dim:
             raise LookalikeError(f"index {factory!r}: cannot reduce {dim}-D vectors to {size} dimensions")
@@ -62,6 +67,24 @@ def build(factory: str, dim: int):
     if isinstance(index, faiss.IndexIVF):
         return index  # IVF stores the ids itself, and removes them
     return faiss.IndexIDMap2(index)
+
+
+def check_builds(factory: str, dim: int) -> None:
+    """Raise :class:`LookalikeError` unless ``factory`` builds for ``dim`` and, if it needs no
+    training, adds, searches and removes vectors: checked before a collection commits anything."""
+    import numpy as np
+
+    index = build(factory, dim)
+    if not index.is_trained:
+        return  # trained once enough vectors are stored; the build checked the structure
+    vectors = np.random.default_rng(0).standard_normal((4, dim)).astype(np.float32)
+    try:
+        index.add_with_ids(vectors, np.arange(4, dtype=np.int64))
+        index.search(vectors[:1], 2)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise LookalikeError(f"index {factory!r} cannot hold {dim}-D vectors ({reason}); "
+                             f"examples: {', '.join(EXAMPLES)}") from None
 
 
 def without_polysemous_training(index) -> None:

@@ -6,6 +6,7 @@ ids int64 with -1 where fewer than ``k`` vectors exist.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -47,28 +48,37 @@ def search(index, x: np.ndarray, k: int, dim: int | None = None) -> tuple[np.nda
     return scores, ids
 
 
-def write_atomically(index, path: Path) -> None:
-    """Save ``index`` so that ``path`` holds either the old file or the complete new one."""
+def write_atomically(index, path: Path) -> str:
+    """Save ``index`` so that ``path`` holds either the old file or the complete new one; return
+    the sha256 of what was written."""
     import faiss
 
     from lookalike.index.binary import HammingIndex
 
+    # (bytes,) uint8: hashed and written from one copy
+    data = index.serialize() if isinstance(index, HammingIndex) else faiss.serialize_index(index)
     tmp = path.with_name(path.name + ".tmp")
-    if isinstance(index, HammingIndex):
-        index.write(str(tmp))
-    else:
-        faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as f:
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    return hashlib.sha256(memoryview(data)).hexdigest()
 
 
-def read(path: Path, binary: bool = False):
-    """The index saved at ``path``; ``binary`` for a :class:`~lookalike.index.binary.HammingIndex`."""
+def read(path: Path, sha256: str | None = None, binary: bool = False):
+    """The index saved at ``path``, or None if its bytes do not match ``sha256`` or, when no
+    checksum is known, faiss cannot read them (a truncated or overwritten file). ``binary`` for a
+    :class:`~lookalike.index.binary.HammingIndex`."""
     import faiss
 
-    if binary:
-        from lookalike.index.binary import HammingIndex
+    from lookalike.index.binary import HammingIndex
 
-        return HammingIndex.read(str(path))
-    return faiss.read_index(str(path))
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    try:
+        codes = np.frombuffer(data, dtype=np.uint8)
+        return HammingIndex.deserialize(codes) if binary else faiss.deserialize_index(codes)
+    except RuntimeError:
+        return None

@@ -56,6 +56,16 @@ def load_protocol(path: str | Path, images: str | Path | None = None) -> Protoco
         if not isinstance(data.get(key), list):
             raise ProtocolError(f"{path}: missing list {key!r} (see docs/protocol.md)")
     n_db, n_q = len(data["imlist"]), len(data["qimlist"])
+    if not n_q or not n_db:
+        raise ProtocolError(f"{path}: {'qimlist' if not n_q else 'imlist'} is empty; a protocol needs "
+                            "database images and at least one query")
+    for key in ("imlist", "qimlist"):
+        bad = next((i for i, name in enumerate(data[key]) if not isinstance(name, str) or not name), None)
+        if bad is not None:
+            raise ProtocolError(f"{path}: {key}[{bad}] is {data[key][bad]!r}, not an image path; "
+                                "paths are strings relative to the image folder")
+    if not all(isinstance(entry, dict) for entry in data["gnd"]):
+        raise ProtocolError(f"{path}: every gnd entry should be an object with 'ok' and 'junk' lists")
     if len(data["gnd"]) != n_q:
         raise ProtocolError(f"{path}: gnd has {len(data['gnd'])} entries for {n_q} queries")
     keys = ("easy", "hard", "junk") if data["gnd"] and "easy" in data["gnd"][0] else ("ok", "junk")

@@ -5,12 +5,24 @@ parent's own work (writing to SQLite, adding to faiss) and both cores are busy. 
 runs a network gets its share of the cores as threads (``LOOKALIKE_THREADS``): on a small CPU,
 independent single-threaded forward passes in two processes run 1.5x faster than one
 two-threaded pass, and do not stall when another process takes a core.
+
+Workers never re-run the caller's script: they are started with the ``__main__`` module hidden
+(see :class:`_WorkerContext`), so a plain script without an ``if __name__ == "__main__":`` guard
+works. A worker that cannot start is an error (:class:`WorkerError`), never an unreadable image,
+and a worker exits when its parent dies (``kill -9``), on Linux at once and elsewhere within a
+second.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
+import threading
+import time
+import types
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,8 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.descriptors.base import Descriptor
-from lookalike.descriptors.registry import from_spec
-from lookalike.errors import ImageError
+from lookalike.descriptors.registry import rebuild
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
 
 
@@ -61,16 +73,23 @@ def extract(
         compute: what to compute instead of the descriptor's vector: a module-level function
             ``(descriptor, pixels) -> array`` (it must pickle by name into the workers).
     """
-    workers = default_workers() if workers is None else max(1, workers)
+    if workers is not None and workers < 1:
+        raise LookalikeError(f"workers={workers} should be >= 1")
+    workers = default_workers() if workers is None else workers
     workers = min(workers, max(1, len(paths)))
-    bar = tqdm(total=len(paths), desc=progress, unit="img", disable=progress is None, leave=False)
+    if workers > 1 and (where := _defined_in_main(type(descriptor), compute)):
+        warnings.warn(f"{where} is defined in the __main__ script, which worker processes do not import; "
+                      "describing in this process. Move it into a module to use several workers.", stacklevel=2)
+        workers = 1
+    bar = tqdm(total=len(paths), desc=progress, unit="img", disable=True if progress is None else None, leave=False)
     try:
         if workers == 1:
-            _init(descriptor.spec(), max_pixels, compute)
+            _init(type(descriptor), descriptor.spec(), max_pixels, compute)
             results: Iterator = map(_describe, paths)
         else:
             threads = max(1, default_workers() // workers)
-            results = _in_processes((descriptor.spec(), max_pixels, compute, threads), paths, workers)
+            initargs = (type(descriptor), descriptor.spec(), max_pixels, compute, threads, os.getpid())
+            results = _in_processes(initargs, paths, workers)
         for path, result in zip(paths, results):
             bar.update()
             yield Path(path), result
@@ -86,11 +105,8 @@ def _in_processes(initargs: tuple, paths: Sequence, workers: int) -> Iterator:
     flight are retried one at a time in fresh pools, and a file that kills its worker is reported
     instead of stopping the run.
     """
-    # spawn, not fork: faiss's OpenMP threads in the parent make forked children unsafe
-    context = multiprocessing.get_context("spawn")
-
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, context, initializer=_init, initargs=initargs)
+        return ProcessPoolExecutor(workers, _WorkerContext(), initializer=_init, initargs=initargs)
 
     window = 8 * workers
     todo = iter(paths)
@@ -117,25 +133,122 @@ def _in_processes(initargs: tuple, paths: Sequence, workers: int) -> Iterator:
 
 
 def _alone(new_pool, path) -> Described | ImageError:
+    """Describe ``path`` in a fresh pool, after checking that a worker starts at all: a pool that
+    breaks before its first file is a worker that cannot start, not a bad image."""
     with new_pool() as pool:
+        try:
+            pool.submit(_ready).result()
+        except BrokenProcessPool:
+            raise WorkerError("worker processes die while starting (out of memory, or a crash on import?); "
+                              "run with --workers 1 to describe in this process") from None
         try:
             return pool.submit(_describe, path).result()
         except BrokenProcessPool:
             return ImageError(path, "unreadable", "decoding it crashed the worker process")
 
 
+class WorkerError(LookalikeError):
+    """A worker process that cannot start or cannot build the descriptor."""
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    """``spawn``, with the caller's ``__main__`` hidden from the children.
+
+    spawn, not fork: faiss's OpenMP threads in the parent make forked children unsafe. But a
+    spawned child re-imports the parent's main script (by path, or by module name under
+    ``python -m``) before it runs anything, and a script without a ``__main__`` guard would then
+    index again inside every worker. Workers need only lookalike and the descriptor's module,
+    which the parent already imported by name, so each child is started while ``sys.modules``
+    holds a bare ``__main__`` that names no file and no module.
+    """
+
+    class Process(multiprocessing.context.SpawnProcess):
+        @staticmethod
+        def _Popen(process_obj):
+            main = sys.modules.get("__main__")
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                return multiprocessing.context.SpawnProcess._Popen(process_obj)
+            finally:
+                if main is not None:
+                    sys.modules["__main__"] = main
+
+
+def _defined_in_main(cls: type, compute: Callable | None) -> str | None:
+    """The name of what the workers could not import: something defined in ``__main__``."""
+    for thing in (cls, compute):
+        if thing is not None and getattr(thing, "__module__", None) == "__main__":
+            return thing.__qualname__
+    return None
+
+
 _worker: dict = {}
 
 
-def _init(spec: dict, max_pixels: int, compute: Callable | None, threads: int | None = None) -> None:
+def _init(cls: type[Descriptor], spec: dict, max_pixels: int, compute: Callable | None,
+          threads: int | None = None, parent: int | None = None) -> None:
+    """Set up this process to describe: in the caller's process, or in a worker (``parent`` set)."""
+    if parent is not None:
+        _exit_with_parent(parent)
     if threads is not None:  # a worker's share of the cores, for the libraries that use threads
         os.environ[THREADS_VARIABLE] = str(threads)
-    _worker["descriptor"] = from_spec(spec)
-    _worker["max_pixels"] = max_pixels
-    _worker["compute"] = compute
+        _limit_threads(threads)
+    _worker.update(max_pixels=max_pixels, compute=compute, error=None)
+    try:
+        _worker["descriptor"] = rebuild(cls, spec)
+    except Exception as exc:  # noqa: BLE001 - reported by the first task, see _describe
+        if parent is None:
+            raise
+        _worker["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _ready() -> None:
+    """What a fresh pool runs first: raises if the worker could not set itself up."""
+    if _worker.get("error"):
+        raise WorkerError(f"a worker process could not build the descriptor ({_worker['error']})")
+
+
+#: read by OpenMP and BLAS libraries when they load (OpenCV's, torch's, after this point)
+THREAD_LIMIT_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _limit_threads(threads: int) -> None:
+    """Bound the BLAS and OpenMP thread pools of this worker to its share of the cores: those
+    already loaded (numpy's BLAS) through threadpoolctl, those loaded later through their
+    variables. Without it, every worker would start one thread per core, and they would fight."""
+    from threadpoolctl import threadpool_limits
+
+    for variable in THREAD_LIMIT_VARIABLES:
+        os.environ[variable] = str(threads)
+    _worker["thread_limits"] = threadpool_limits(threads)  # kept: the limits hold while it lives
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` dies, even by SIGKILL: the kernel's parent-death signal on
+    Linux, and a watchdog thread that polls the parent's pid everywhere (and covers the race of a
+    parent that died before the signal was armed)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="lookalike-parent-watch", daemon=True).start()
 
 
 def _describe(path: str | Path) -> Described | ImageError:
+    _ready()
     descriptor: Descriptor = _worker["descriptor"]
     try:
         decoded = load_image(path, max_side=descriptor.max_side, max_pixels=_worker["max_pixels"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,10 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.index.collection import Collection
 from lookalike.index.metadata import Entry
-from lookalike.io.files import find_images
+from lookalike.io.files import scan_images
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import extract
 
@@ -25,6 +26,7 @@ class IndexReport:
     indexed: int = 0  # new images stored
     updated: int = 0  # stored paths whose content changed, re-described
     present: int = 0  # already stored (same content), skipped
+    moved: int = 0  # stored content found under a new path (renamed, swapped): path fixed, not re-described
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, stored path) same bytes
     skipped: list[ImageError] = field(default_factory=list)  # unusable files
     removed: int = 0  # stored paths that no longer exist (update only)
@@ -34,6 +36,8 @@ class IndexReport:
         parts = [f"{self.indexed} indexed"]
         if self.updated:
             parts.append(f"{self.updated} updated")
+        if self.moved:
+            parts.append(f"{self.moved} moved")
         if self.removed:
             parts.append(f"{self.removed} removed")
         parts.append(f"{self.present} already present")
@@ -58,19 +62,30 @@ def index_paths(
 ) -> IndexReport:
     """Index the images found under ``paths`` into ``collection``; resumable.
 
-    Files whose content is already stored are skipped without decoding. A stored path whose
-    content changed is re-described and replaced. With ``prune``, stored images inside the given
-    folders whose file is gone are removed (this is ``lookalike update``). Entries are committed
-    every ``batch_size`` images, so an interrupted run keeps all committed batches.
+    Files whose content is already stored are skipped without decoding. Stored content found
+    under a new path, whose old path is gone or now holds other bytes (a renamed folder, two
+    swapped files), keeps its vector and gets the new path. A stored path whose content changed
+    is re-described and replaced. With ``prune``, stored images inside the given folders whose
+    file is gone are removed (this is ``lookalike update``). Entries are committed every
+    ``batch_size`` images, so an interrupted run keeps all committed batches. Files and folders
+    that cannot be used are reported in ``skipped`` with their reason.
     """
+    if batch_size < 1:
+        raise LookalikeError(f"batch_size={batch_size} should be >= 1")
     report = IndexReport()
-    files = [f.resolve() for f in find_images(paths)]
+    paths = [Path(p).expanduser() for p in paths]
+    scan = scan_images(paths)
+    report.skipped.extend(scan.problems)
+    files = [f.resolve() for f in scan.found]
+    hashes = _hash_files(files, progress)
+    found = {str(path): hashed[0] for path, hashed in zip(files, hashes) if not isinstance(hashed, ImageError)}
+    moved_to = _follow_moves(collection, found)
+    report.moved = len(moved_to)
     if prune:
         gone = [p for folder in paths if Path(folder).is_dir()
-                for p in collection.metadata.under(str(Path(folder).resolve())) if not Path(p).exists()]
+                for p in collection.metadata.under(str(Path(folder).resolve())) if not os.path.lexists(p)]
         report.removed = collection.remove(gone)
 
-    hashes = _hash_files(files, progress)
     stored_by_hash = collection.metadata.hashes()
     stored_by_path = collection.metadata.paths()
     todo: list[tuple[Path, str, int]] = []
@@ -80,6 +95,8 @@ def index_paths(
             report.skipped.append(hashed)
             continue
         digest, size = hashed
+        if str(path) in moved_to:
+            continue
         if stored_by_path.get(str(path)) == digest:
             report.present += 1
         elif digest in stored_by_hash or digest in claimed:
@@ -115,11 +132,41 @@ def index_paths(
     return report
 
 
+def _follow_moves(collection: Collection, found: dict[str, str]) -> set[str]:
+    """Give stored content found under a new path that path, where its old path is gone or now
+    holds other bytes; return the new paths. ``found``: path -> sha256 of this run."""
+    moves = moved_paths(found, collection.metadata.hashes(), os.path.lexists)
+    if not moves:
+        return set()
+    # a target path whose own stored content went nowhere: that content is gone, drop it first
+    leaving = {old for old, _ in moves}
+    stored_by_path = collection.metadata.paths()
+    collection.remove([new for _, new in moves if new in stored_by_path and new not in leaving])
+    collection.move(moves)
+    return {new for _, new in moves}
+
+
+def moved_paths(found: dict[str, str], stored: dict[str, str], exists) -> list[tuple[str, str]]:
+    """``(old, new)`` path pairs for content stored at ``old`` (``stored``: sha256 -> path) and found
+    at ``new`` (``found``: path -> sha256), where ``old`` no longer holds it: it does not
+    ``exists``, or it was found with other bytes. Content still at its old path is a duplicate
+    elsewhere, not a move."""
+    moves, done = [], set()
+    for new, digest in found.items():
+        old = stored.get(digest)
+        if old is None or old == new or digest in done or found.get(old) == digest:
+            continue
+        if old in found or not exists(old):
+            moves.append((old, new))
+            done.add(digest)  # moved once; under a second new path it is a duplicate
+    return moves
+
+
 def _hash_files(files: list[Path], progress: bool) -> list[tuple[str, int] | ImageError]:
     """(sha256, bytes) of each file (threads: hashlib releases the GIL), or an ImageError."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(tqdm(pool.map(_sha256, files), total=len(files), desc="hashing", unit="file",
-                         disable=not progress, leave=False))
+                         disable=None if progress else True, leave=False))
 
 
 def _sha256(path: Path) -> tuple[str, int] | ImageError:

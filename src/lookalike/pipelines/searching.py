@@ -24,12 +24,17 @@ def search_image(
     collection: Collection, query: str | Path, *, k: int = 10, rerank: str | None = None,
     shortlist: int = 100, max_pixels: int = DEFAULT_MAX_PIXELS, **parameters,
 ) -> list[Hit]:
-    """The ``k`` stored images most similar to the image file ``query``.
+    """The ``k`` stored images most similar to the image file ``query`` (``k`` is capped at the
+    collection's size).
 
     ``parameters`` (``nprobe``, ``efSearch``, ``k_factor``) tune an approximate index for this query.
     ``rerank="emd"`` re-scores the best ``shortlist`` by Earth Mover's Distance between colour
     histograms (``color-hist`` collections only); scores are then ``-EMD``.
     """
+    if k < 1 or shortlist < 1:
+        raise LookalikeError(f"k={k} and shortlist={shortlist} should be >= 1")
+    # faiss allocates k results per query: no more than the collection holds
+    k, shortlist = min(k, max(1, len(collection))), min(shortlist, max(1, len(collection)))
     descriptor = collection.descriptor
     decoded = load_image(query, max_side=descriptor.max_side, max_pixels=max_pixels)
     vector = descriptor(decoded.pixels)

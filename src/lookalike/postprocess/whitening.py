@@ -88,7 +88,7 @@ class PCAWhitening:
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: int) -> PCAWhitening:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             if str(data.get("kind", "")) != "pca-whitening":
                 raise ValueError("no pca-whitening arrays")
             whitening = PCAWhitening(shrinkage=float(data["shrinkage"]))

@@ -62,6 +62,7 @@ class AggregatedDescriptor(Descriptor):
 
     kind: str  # what the model file holds: "kmeans" or "gmm"
     Config = AggregatedConfig
+    file_options = ("whitening", "vocabulary")
 
     def validate(self) -> None:
         c = self.config
@@ -163,7 +164,7 @@ class AggregatedDescriptor(Descriptor):
 @lru_cache(maxsize=8)
 def _load_model(path: str, mtime: int) -> dict[str, np.ndarray]:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError) as exc:
         raise LookalikeError(f"{path}: not a lookalike vocabulary ({exc})") from None
@@ -184,6 +185,7 @@ class BagOfWords(AggregatedDescriptor):
     """
 
     name = "bow"
+    advice = "same object or place under viewpoint change; sparse, needs a vocabulary"
     kind = "kmeans"
     Config = BowConfig
     sparse = True
@@ -217,6 +219,7 @@ class Vlad(AggregatedDescriptor):
     """
 
     name = "vlad"
+    advice = "same object or place, compact; needs a vocabulary (lookalike train)"
     kind = "kmeans"
     Config = VladConfig
 
@@ -245,6 +248,7 @@ class Fisher(AggregatedDescriptor):
     """
 
     name = "fisher"
+    advice = "like vlad, a little better per dimension; needs a GMM (lookalike train)"
     kind = "gmm"
     Config = FisherConfig
 

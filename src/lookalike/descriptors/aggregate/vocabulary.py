@@ -153,7 +153,7 @@ class GaussianMixture:
 
 def _load(path: str | Path, kind: str) -> dict:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             if str(data["kind"]) != kind:
                 raise LookalikeError(f"{path}: holds a {data['kind']} model, not a {kind} one")
             return {key: data[key] for key in data.files}

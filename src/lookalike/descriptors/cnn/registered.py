@@ -49,6 +49,7 @@ class CnnDescriptor(Descriptor):
     """Base of the deep descriptors; subclasses implement :meth:`pool`."""
 
     Config = CnnConfig
+    file_options = ("whitening", "weights")
 
     def validate(self) -> None:
         c = self.config
@@ -118,6 +119,7 @@ class OffTheShelf(CnnDescriptor):
     vector the ImageNet classifier reads, the average-pooled last feature map, on a squashed image."""
 
     name = "cnn-fc"
+    advice = "what the image shows (category), not this exact object"
     Config = FcConfig
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -131,6 +133,7 @@ class Mac(CnnDescriptor):
     """MAC: the maximum of each channel (Tolias et al., ICLR 2016)."""
 
     name = "mac"
+    advice = "deep, strongest activations: objects that fill the frame"
 
     def pool(self, features):
         return pooling.mac(features)
@@ -145,6 +148,7 @@ class Spoc(CnnDescriptor):
     """SPoC: sum pooling with a centre prior (Babenko & Lempitsky, ICCV 2015)."""
 
     name = "spoc"
+    advice = "deep, average pooling: whole scenes"
     Config = SpocConfig
 
     def pool(self, features):
@@ -155,6 +159,7 @@ class Crow(CnnDescriptor):
     """CroW: spatially and channel-weighted sum pooling (Kalantidis et al., 2016)."""
 
     name = "crow"
+    advice = "deep, weighted pooling: landmarks in clutter"
 
     def pool(self, features):
         return pooling.crow(features)
@@ -173,6 +178,7 @@ class Rmac(CnnDescriptor):
     """
 
     name = "rmac"
+    advice = "deep, regional: objects anywhere in the frame"
     Config = RmacConfig
 
     def validate(self) -> None:
@@ -193,6 +199,7 @@ class Gem(CnnDescriptor):
     """GeM: generalised-mean pooling (Radenović et al., PAMI 2018)."""
 
     name = "gem"
+    advice = "deep, the best default for objects and places"
     Config = GemConfig
 
     def validate(self) -> None:
@@ -219,6 +226,8 @@ class NetVlad(CnnDescriptor):
     """
 
     name = "netvlad"
+    file_options = ("whitening", "weights", "vocabulary")
+    advice = "deep, places (Arandjelovic et al.); needs a vocabulary"
     Config = NetVladConfig
 
     def validate(self) -> None:
@@ -270,7 +279,7 @@ class NetVlad(CnnDescriptor):
 @lru_cache(maxsize=8)
 def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             kind, clusters = str(data["kind"]), int(data["k"])
             centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
     except (OSError, ValueError, KeyError) as exc:

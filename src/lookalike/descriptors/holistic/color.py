@@ -13,6 +13,8 @@ from lookalike.postprocess.kernel_map import homogeneous_kernel_map, inverse_ker
 
 SPACES = ("hsv", "lab", "rgb")
 COMPARISONS = ("chi2", "intersection", "hellinger")
+MAX_BINS_PER_CHANNEL = 256  # one per 8-bit level
+MAX_CELLS = 32_768  # 32x32x32: finer histograms are mostly empty and only cost memory
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ColorHistogram(Descriptor):
     """
 
     name = "color-hist"
+    advice = "copies and near-duplicates by colour, fast; re-rank with --rerank emd"
     Config = ColorHistConfig
 
     def validate(self) -> None:
@@ -49,10 +52,15 @@ class ColorHistogram(Descriptor):
             raise LookalikeError(
                 f"color-hist: compare={c.compare!r}; choose one of {', '.join(COMPARISONS)}"
             )
-        if len(c.bins) != 3 or min(c.bins) < 1:
-            raise LookalikeError(f"color-hist: bins={c.bins} should be three positive integers")
-        if c.map_order < 0 or c.max_side < 8:
-            raise LookalikeError("color-hist: map_order should be >= 0 and max_side >= 8")
+        if len(c.bins) != 3 or min(c.bins) < 1 or max(c.bins) > MAX_BINS_PER_CHANNEL:
+            raise LookalikeError(f"color-hist: bins={','.join(map(str, c.bins))} should be three integers "
+                                 f"from 1 to {MAX_BINS_PER_CHANNEL}, e.g. -s bins=8,4,4")
+        if int(np.prod(c.bins)) > MAX_CELLS:
+            raise LookalikeError(f"color-hist: bins={','.join(map(str, c.bins))} make {int(np.prod(c.bins)):,} "
+                                 f"cells, more than {MAX_CELLS:,}; use fewer bins, e.g. -s bins=16,8,8")
+        if not 0 <= c.map_order <= 8 or c.max_side < 8:
+            raise LookalikeError(f"color-hist: map_order={c.map_order} should be 0 to 8 and "
+                                 f"max_side={c.max_side} >= 8")
 
     @property
     def n_bins(self) -> int:

@@ -33,13 +33,15 @@ class EdgeHistogram(Descriptor):
     """
 
     name = "edge-hist"
+    advice = "shapes and layout regardless of colour; tiny and fast"
     Config = EdgeHistConfig
 
     def validate(self) -> None:
         c = self.config
-        if c.orientations < 2 or len(c.grid) != 2 or min(c.grid) < 1 or c.max_side < 8:
+        if not 2 <= c.orientations <= 360 or len(c.grid) != 2 or not 1 <= min(c.grid) <= max(c.grid) <= 64 \
+                or c.max_side < 8:
             raise LookalikeError(
-                f"edge-hist: need orientations >= 2, a grid of two positive sizes and max_side >= 8; "
+                f"edge-hist: need 2 <= orientations <= 360, a grid of two sizes from 1 to 64 and max_side >= 8; "
                 f"got orientations={c.orientations}, grid={c.grid}, max_side={c.max_side}"
             )
 

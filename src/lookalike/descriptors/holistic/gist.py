@@ -38,17 +38,19 @@ class Gist(Descriptor):
     """
 
     name = "gist"
+    advice = "whole-scene layout: copies, crops of a few percent, near-duplicates"
     Config = GistConfig
 
     def validate(self) -> None:
         c = self.config
-        if c.image_size < 32 or c.blocks < 1 or c.blocks > c.image_size or not c.orientations:
+        if not 32 <= c.image_size <= 4096 or c.blocks < 1 or c.blocks > c.image_size or not c.orientations:
             raise LookalikeError(
-                f"gist: need image_size >= 32, 1 <= blocks <= image_size and at least one scale; "
+                f"gist: need 32 <= image_size <= 4096, 1 <= blocks <= image_size and at least one scale; "
                 f"got image_size={c.image_size}, blocks={c.blocks}, orientations={c.orientations}"
             )
-        if min(c.orientations) < 1 or c.padding < 0 or c.prefilter_fc <= 0:
-            raise LookalikeError("gist: orientations must be positive, padding >= 0, prefilter_fc > 0")
+        if not 1 <= min(c.orientations) <= max(c.orientations) <= 64 or c.padding < 0 or c.prefilter_fc <= 0:
+            raise LookalikeError(f"gist: orientations={c.orientations} must be 1 to 64, padding={c.padding} >= 0, "
+                                 f"prefilter_fc={c.prefilter_fc} > 0")
 
     @property
     def raw_dim(self) -> int:

@@ -44,6 +44,7 @@ class PerceptualHash(Descriptor):
     name = "phash"
     Config = PhashConfig
     binary = True
+    advice = "exact and near-exact copies (recompressed, resized, recoloured) at hash speed; not crops"
 
     def validate(self) -> None:
         c = self.config
