@@ -48,6 +48,19 @@ def render(searches: Sequence[tuple[str, Sequence]], title: str = "lookalike res
     return "\n".join(parts)
 
 
+def render_groups(groups: Sequence[Sequence[dict]], title: str = "lookalike near-duplicates") -> str:
+    """HTML for groups of near-duplicates: members with ``path``, ``width``, ``height``, ``score``."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style><h1>{html.escape(title)}</h1>"]
+    for group in groups:
+        parts.append("<section class='query'><div class='row'>")
+        for rank, m in enumerate(group):
+            caption = f"{'best copy' if rank == 0 else f'<span class=score>{m['score']:.4f}</span>'} {m['width']}x{m['height']}"
+            parts.append(_figure(m["path"], caption, "q" if rank == 0 else ""))
+        parts.append("</div></section>")
+    return "\n".join(parts)
+
+
 def _figure(path: str | Path, caption: str, css: str = "") -> str:
     uri = thumbnail_uri(path)
     image = f"<img src='{uri}' alt=''>" if uri else "<em>unreadable</em>"

@@ -26,6 +26,19 @@ _ENTRIES: dict[str, str] = {
 }
 
 
+#: what ``lookalike index`` and ``lookalike duplicates`` use without ``--descriptor``: GeM at three
+#: scales, the best general descriptor measured (docs/benchmarks.md, "Deep global descriptors"). The
+#: whitened GeM did better on landmarks but needs a whitening learnt on data that may be shipped,
+#: and none exists yet (docs/design.md, "Defaults for a newcomer").
+DEFAULT_NAME = "gem"
+DEFAULT_SETTINGS: dict[str, Any] = {"scales": (1.0, 0.7071, 0.5)}
+
+
+def default_descriptor() -> Descriptor:
+    """The descriptor a new collection gets when the user names none (needs the ``deep`` extra)."""
+    return create(DEFAULT_NAME, **DEFAULT_SETTINGS)
+
+
 def register(name: str, target: str | type[Descriptor]) -> None:
     """Add a descriptor of your own: ``target`` is the class or its ``"module:Class"`` path.
 

@@ -48,7 +48,9 @@ class Metadata:
 
     def __init__(self, path: Path, dim: int) -> None:
         self.dim = dim
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        # check_same_thread=False: the service searches from a pool of threads; SQLite itself
+        # serialises the calls on one connection (its default threading mode)
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
         self.db.executescript(SCHEMA)
@@ -121,6 +123,11 @@ class Metadata:
             for r in self.db.execute(query, chunk):
                 rows[r[0]] = dict(zip(("id", "path", "sha256", "bytes", "width", "height", "added"), r))
         return [rows.get(int(i)) for i in np.asarray(ids).ravel()]
+
+    def id_of(self, path: str) -> int | None:
+        """The id of the stored image at ``path``, or ``None``."""
+        row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
+        return None if row is None else row[0]
 
     def under(self, folder: str) -> list[str]:
         """Stored paths inside ``folder`` (absolute)."""

@@ -1,0 +1,108 @@
+"""Near-duplicate groups: the connected components of a range search over the vectors.
+
+Two images are near-duplicates when the inner product of their vectors exceeds a threshold; a
+group is a connected component of that relation (so a chain of close copies forms one group).
+The range search runs through faiss in batches of queries and keeps only the pairs it finds, so
+memory grows with the number of near pairs, never with N x N (the complaint users have about
+duplicate finders that build the full similarity matrix).
+
+The presets are calibrated on copydays for the default descriptor (GeM at three scales); how,
+and the precision and recall each gives, are in docs/benchmarks.md ("Near-duplicates").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+
+#: preset -> inner-product threshold, for the default descriptor only (gem, scales 1, 0.7071, 0.5):
+#: ``exact`` re-encodings and resizes, ``near`` the copies copydays attacks make (crops, colour,
+#: overlays...), ``similar`` looser still: more copies found, more unrelated pairs grouped
+PRESETS: dict[str, float] = {"exact": 0.95, "near": 0.80, "similar": 0.70}
+#: queries per range-search call: bounds the memory of one call's results
+BATCH = 4096
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of near-duplicates, best copy first."""
+
+    members: np.ndarray  # (M,) int64 row numbers of the input vectors, M >= 2
+    scores: np.ndarray  # (M,) float32 similarity of each member to the best copy (1 for itself)
+
+
+def preset_threshold(preset: str) -> float:
+    """The threshold of a preset; an unknown name lists the valid ones."""
+    if preset not in PRESETS:
+        raise LookalikeError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def find_groups(vectors: np.ndarray, threshold: float, pixels: np.ndarray | None = None,
+                tiebreak: np.ndarray | None = None) -> list[Group]:
+    """Groups of rows of ``vectors (N, D)`` linked by an inner product above ``threshold``.
+
+    Args:
+        vectors: float32 rows, compared by inner product (L2-normalised: cosine similarity).
+        threshold: pairs scoring strictly above it are linked.
+        pixels: ``(N,)`` width x height of each image; the largest is the best copy of its group.
+        tiebreak: ``(N,)`` second key for the best copy (e.g. file size), larger first.
+
+    Returns:
+        groups of two or more rows, largest group first, each with its best copy first.
+    """
+    n = len(vectors)
+    pairs = similar_pairs(vectors, threshold)
+    groups = connected_groups(pairs, n)
+    pixels = np.zeros(n) if pixels is None else np.asarray(pixels, dtype=np.float64)
+    tiebreak = np.zeros(n) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
+    out = []
+    for members in groups:
+        # lexsort: last key first; ties on size go to the lower row number
+        members = members[np.lexsort((members, -tiebreak[members], -pixels[members]))]
+        scores = vectors[members] @ vectors[members[0]]
+        out.append(Group(members.astype(np.int64), scores.astype(np.float32)))
+    return out
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float, batch: int = BATCH) -> np.ndarray:
+    """Pairs ``(i, j)``, ``i < j``, whose inner product exceeds ``threshold``: ``(P, 2)`` int64.
+
+    An exact range search (faiss ``IndexFlatIP``) of every row against all rows, ``batch`` rows
+    at a time; a pair is kept once.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise LookalikeError(f"vectors must be (N, D), got shape {x.shape}")
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    found = []
+    for start in range(0, len(x), batch):
+        lims, _, ids = index.range_search(x[start : start + batch], float(threshold))
+        queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
+        keep = ids > queries
+        found.append(np.stack([queries[keep], ids[keep]], axis=1))
+    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+
+
+def connected_groups(pairs: np.ndarray, n: int) -> list[np.ndarray]:
+    """Connected components of the graph on ``n`` nodes with edges ``pairs (P, 2)`` that hold two
+    or more nodes, largest first (ties: smallest first node), each sorted."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0 or len(pairs) == 0:
+        return []
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")
+    sizes = np.bincount(labels)
+    components = np.split(order, np.cumsum(sizes)[:-1])
+    components = [c for c in components if len(c) > 1]
+    components.sort(key=lambda c: (-len(c), c[0]))
+    return components
