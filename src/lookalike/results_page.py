@@ -55,7 +55,8 @@ def render_groups(groups: Sequence[Sequence[dict]], title: str = "lookalike near
     for group in groups:
         parts.append("<section class='query'><div class='row'>")
         for rank, m in enumerate(group):
-            caption = f"{'best copy' if rank == 0 else f'<span class=score>{m['score']:.4f}</span>'} {m['width']}x{m['height']}"
+            score = "best copy" if rank == 0 else f"<span class='score'>{m['score']:.4f}</span>"
+            caption = f"{score} {m['width']}x{m['height']}"
             parts.append(_figure(m["path"], caption, "q" if rank == 0 else ""))
         parts.append("</div></section>")
     return "\n".join(parts)

@@ -21,9 +21,13 @@ from lookalike.errors import LookalikeError
 #: preset -> inner-product threshold, for the default descriptor only (gem, scales 1, 0.7071, 0.5):
 #: ``exact`` re-encodings and resizes, ``near`` the copies copydays attacks make (crops, colour,
 #: overlays...), ``similar`` looser still: more copies found, more unrelated pairs grouped
-PRESETS: dict[str, float] = {"exact": 0.95, "near": 0.80, "similar": 0.70}
-#: queries per range-search call: bounds the memory of one call's results
-BATCH = 4096
+PRESETS: dict[str, float] = {"exact": 0.94, "near": 0.84, "similar": 0.77}
+#: rows compared exactly (one matrix product per block of BATCH rows); above, an IVF range search
+EXACT_UP_TO = 20_000
+BATCH = 256
+#: inverted lists an IVF range search visits per row, and rows per call (bounds its results' memory)
+NPROBE = 4
+IVF_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -68,26 +72,50 @@ def find_groups(vectors: np.ndarray, threshold: float, pixels: np.ndarray | None
     return out
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float, batch: int = BATCH) -> np.ndarray:
+def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_up_to: int = EXACT_UP_TO,
+                  batch: int = BATCH) -> np.ndarray:
     """Pairs ``(i, j)``, ``i < j``, whose inner product exceeds ``threshold``: ``(P, 2)`` int64.
 
-    An exact range search (faiss ``IndexFlatIP``) of every row against all rows, ``batch`` rows
-    at a time; a pair is kept once.
+    Up to ``exact_up_to`` rows, exact: blocks of ``batch`` rows against all rows, one matrix
+    product each (``batch x N`` scores at a time). Above, a faiss IVF range search (Jégou et al.,
+    TPAMI 2011): each row is compared with the rows of the :data:`NPROBE` inverted lists nearest
+    to it, so a near pair split across cells can be missed (benchmarks/duplicates.py measures how
+    rarely); every pair returned is scored exactly.
     """
-    import faiss
-
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise LookalikeError(f"vectors must be (N, D), got shape {x.shape}")
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
     found = []
-    for start in range(0, len(x), batch):
-        lims, _, ids = index.range_search(x[start : start + batch], float(threshold))
-        queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
-        keep = ids > queries
-        found.append(np.stack([queries[keep], ids[keep]], axis=1))
-    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+    if len(x) <= exact_up_to:
+        for start in range(0, len(x), batch):
+            rows, cols = np.nonzero(x[start : start + batch] @ x.T > threshold)
+            rows += start
+            keep = cols > rows
+            found.append(np.stack([rows[keep], cols[keep]], axis=1))
+    else:
+        index = _ivf(x)
+        for start in range(0, len(x), IVF_BATCH):
+            lims, _, ids = index.range_search(x[start : start + IVF_BATCH], float(threshold))
+            queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
+            keep = ids > queries
+            found.append(np.stack([queries[keep], ids[keep]], axis=1))
+    return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), dtype=np.int64)
+
+
+def _ivf(x: np.ndarray):
+    """An inverted file of ``x`` with about 4 sqrt(N) lists, trained on a sample of 32 rows per list."""
+    import faiss
+
+    from lookalike.sampling import evenly_spaced
+
+    lists = int(4 * np.sqrt(len(x)))
+    quantizer = faiss.IndexFlatIP(x.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, x.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    index.train(evenly_spaced(x, 32 * lists))
+    index.add(x)
+    index.nprobe = NPROBE
+    return index
 
 
 def connected_groups(pairs: np.ndarray, n: int) -> list[np.ndarray]:
