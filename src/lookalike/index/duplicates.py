@@ -97,8 +97,10 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_up_to: int = E
         for start in range(0, len(x), IVF_BATCH):
             lims, _, ids = index.range_search(x[start : start + IVF_BATCH], float(threshold))
             queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
-            keep = ids > queries
-            found.append(np.stack([queries[keep], ids[keep]], axis=1))
+            # a pair is found from either end (each probes its own nearest lists): keep both, once
+            keep = ids != queries
+            found.append(np.sort(np.stack([queries[keep], ids[keep]], axis=1), axis=1))
+        found = [np.unique(np.concatenate(found), axis=0)] if found else []
     return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), dtype=np.int64)
 
 
