@@ -57,3 +57,47 @@ def client(collection_dir):
                                    max_pixels=1_000_000, threads=2))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(collection_template, tmp_path_factory):
+    """``lookalike serve`` in a subprocess on 127.0.0.1 and a free port; yields its base URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    folder = tmp_path_factory.mktemp("live") / "photos"
+    shutil.copytree(collection_template, folder, ignore=shutil.ignore_patterns("lock"))
+    port = free_port()
+    log = open(folder.parent / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lookalike", "serve", "-c", str(folder), "--host", "127.0.0.1", "--port", str(port),
+         "--threads", "2"], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "LOOKALIKE_API_KEY": API_KEY})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if server.poll() is not None:
+                raise RuntimeError(f"lookalike serve exited: {(folder.parent / 'server.log').read_text()}")
+            try:
+                if httpx.get(url + "/api/collections", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("lookalike serve did not answer within a minute")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

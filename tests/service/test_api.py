@@ -203,7 +203,9 @@ def test_pages_render_and_escape(client, collection_dir):
     assert "&lt;b&gt;evil&lt;/b&gt;.jpg" in results.text and "<b>evil</b>" not in results.text
     assert results.text.count('class="card"') == 14
     assert client.get("/c/photos/similar/1").status_code == 200
-    assert "img00_crop.jpg" in client.get("/c/photos/duplicates").text
+    assert "give --threshold" in client.get("/c/photos/duplicates").text  # presets are for the default descriptor
+    assert client.get("/api/collections/photos/duplicates").status_code == 400
+    assert "img00_crop.jpg" in client.get("/c/photos/duplicates", params={"threshold": 0.9}).text
     assert "color-hist" in client.get("/c/photos/info").text
     assert "script-src" not in results.headers["content-security-policy"]  # default-src 'self' covers it
     assert "<script>" not in results.text  # no inline script: the CSP forbids it

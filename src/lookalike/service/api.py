@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
-from lookalike.index.duplicates import PRESETS, preset_threshold
+from lookalike.index.duplicates import PRESETS
 from lookalike.io.files import IMAGE_EXTENSIONS
 from lookalike.service.backend import SearchOptions, ServedCollection, ServiceError
 
@@ -215,10 +215,11 @@ def jpeg(pixels) -> bytes:
 async def duplicates(
     request: Request, name: str,
     preset: Preset | None = None,
-    threshold: Annotated[float | None, Query(ge=-1, le=1, description="overrides the preset")] = None,
+    threshold: Annotated[float | None, Query(ge=-1, le=1, description="overrides the preset (which only "
+                                             "collections of the default descriptor have)")] = None,
 ) -> Duplicates:
     collection = served(request, name)
-    chosen = threshold if threshold is not None else preset_threshold(preset or request.app.state.config.duplicates_preset)
+    chosen = collection.duplicate_threshold(threshold, preset or request.app.state.config.duplicates_preset)
     groups = await in_pool(request, collection.duplicates, chosen)
     return Duplicates(collection=name, threshold=chosen, groups=[
         [Member(**{**m, "name": Path(m["path"]).name}) for m in group] for group in groups])

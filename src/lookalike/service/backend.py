@@ -31,7 +31,7 @@ import numpy as np
 from lookalike.errors import CollectionError, LookalikeError
 from lookalike.index import Collection
 from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
-from lookalike.pipelines.duplicates import collection_duplicates
+from lookalike.pipelines.duplicates import choose_threshold, collection_duplicates
 from lookalike.pipelines.searching import Hit, search_image
 
 #: folder inside a collection where uploaded images are kept (they are what the collection indexes)
@@ -127,6 +127,10 @@ class ServedCollection:
     def thumbnail(self, ident: int, size: int) -> np.ndarray:
         """A stored image decoded to ``[H, W, 3]`` uint8 pixels, longer side at most ``size``."""
         return load_image(self.image_file(ident), max_side=size, max_pixels=self.max_pixels).pixels
+
+    def duplicate_threshold(self, threshold: float | None, preset: str | None) -> float:
+        """``threshold``, or the preset's where the collection's descriptor is the calibrated one."""
+        return choose_threshold(self._reader.descriptor, threshold, preset)
 
     def duplicates(self, threshold: float) -> list[list[dict]]:
         """Groups of near-duplicates (rows with a ``score`` to the best copy), best copy first."""

@@ -15,7 +15,8 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from lookalike.index.duplicates import PRESETS, preset_threshold
+from lookalike.errors import LookalikeError
+from lookalike.index.duplicates import PRESETS
 from lookalike.service.api import Preset, in_pool, jpeg, saved_upload, served
 from lookalike.service.backend import SearchOptions
 
@@ -63,11 +64,18 @@ async def similar_page(request: Request, name: str, ident: int, k: Annotated[int
 
 
 @router.get("/c/{name}/duplicates", response_class=HTMLResponse)
-async def duplicates_page(request: Request, name: str, preset: Preset | None = None):
+async def duplicates_page(request: Request, name: str, preset: Preset | None = None,
+                          threshold: Annotated[float | None, Query(ge=-1, le=1)] = None):
     collection = served(request, name)
-    chosen = preset or request.app.state.config.duplicates_preset
-    groups = await in_pool(request, collection.duplicates, preset_threshold(chosen))
-    return page(request, "duplicates.html", collection=collection, groups=groups, preset=chosen, presets=PRESETS)
+    preset = preset or request.app.state.config.duplicates_preset
+    try:
+        chosen = collection.duplicate_threshold(threshold, None if threshold is not None else preset)
+    except LookalikeError as exc:  # presets of another descriptor: ask for a threshold
+        return page(request, "duplicates.html", collection=collection, groups=None, message=str(exc),
+                    preset=None, presets=PRESETS, threshold=None)
+    groups = await in_pool(request, collection.duplicates, chosen)
+    return page(request, "duplicates.html", collection=collection, groups=groups,
+                preset=None if threshold is not None else preset, presets=PRESETS, threshold=chosen, message=None)
 
 
 @router.get("/c/{name}/info", response_class=HTMLResponse)
