@@ -21,7 +21,18 @@ from lookalike.index.duplicates import PRESETS
 from lookalike.io.files import IMAGE_EXTENSIONS
 from lookalike.service.backend import SearchOptions, ServedCollection, ServiceError
 
-router = APIRouter(prefix="/api")
+class Error(BaseModel):
+    error: str = Field(description="what went wrong, and how to fix it")
+    status: int = Field(description="the HTTP status code")
+
+
+#: every error the API answers, documented in the OpenAPI schema
+ERRORS = {400: "bad input, or a feature the collection does not have", 401: "missing or wrong X-API-Key",
+          403: "writes are disabled on this server", 404: "no such collection, image or route",
+          409: "another process is writing the collection", 410: "the image's file is gone",
+          413: "request body or image too large", 422: "a parameter out of range or of the wrong type"}
+router = APIRouter(prefix="/api", responses={code: {"model": Error, "description": text}
+                                             for code, text in ERRORS.items()})
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]  (the schema lists the library's presets)
 
 
@@ -141,7 +152,7 @@ def collection_info(request: Request, name: str) -> dict:
              summary="Search by an uploaded image (or by text, for collections with a text encoder)")
 async def search(
     request: Request, name: str,
-    image: Annotated[UploadFile | None, File(description="the query image")] = None,
+    image: Annotated[UploadFile, File(description="the query image")] = None,
     text: Annotated[str | None, Form(max_length=1000, description="a text query (cross-modal collections)")] = None,
     k: Annotated[int, Form(ge=1, le=1000)] = 10,
     threshold: Annotated[float | None, Form(ge=-1e6, le=1e6)] = None,
