@@ -38,8 +38,8 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
     collection: Collection_,
     descriptor: Annotated[Optional[str], typer.Option(
-        "--descriptor", "-d", help="Descriptor for a new collection [default: gist]. "
-        "An existing collection keeps its own.")] = None,
+        "--descriptor", "-d", help="Descriptor for a new collection [default: gem at scales 1, 0.7071, 0.5, "
+        "the best general one measured; needs the deep extra]. An existing collection keeps its own.")] = None,
     settings: Settings = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
@@ -57,6 +57,7 @@ def index(
     A structure that learns (IVF, PQ, PCA) is trained once enough images are stored; until then
     the collection searches exactly (`lookalike info` says so).
     """
+    from lookalike.descriptors import default_descriptor
     from lookalike.index import Collection
 
     if (collection / "manifest.json").exists():
@@ -69,7 +70,9 @@ def index(
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
                                  f"`lookalike reindex {collection} --index {index_structure}`")
     else:
-        wanted = descriptor_from_options(descriptor or "gist", settings)
+        if settings and not descriptor:
+            raise LookalikeError("--set needs --descriptor (the default is gem -s scales=1,0.7071,0.5)")
+        wanted = descriptor_from_options(descriptor, settings) if descriptor else default_descriptor()
         if not wanted.trained:
             from lookalike.io.files import find_images
             from lookalike.pipelines.training import train_descriptor

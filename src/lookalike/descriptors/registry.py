@@ -36,6 +36,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {"scales": (1.0, 0.7071, 0.5)}
 
 def default_descriptor() -> Descriptor:
     """The descriptor a new collection gets when the user names none (needs the ``deep`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise LookalikeError("the default descriptor (gem at 3 scales) needs the deep extra: install a CPU torch, "
+                             "then pip install 'lookalike[deep]'; or choose one with --descriptor, e.g. gist")
     return create(DEFAULT_NAME, **DEFAULT_SETTINGS)
 
 
