@@ -75,7 +75,8 @@ def main() -> None:
             "thumbnail (192 px)": [lambda h, i=i: h.get(f"/api/collections/{name}/images/{i}/file",
                                                         params={"size": 192}) for i in ids[:16]],
         }
-        print(f"\n{len(ids)} images, {args.clients} clients, {args.seconds:.0f} s per scenario\n")
+        images = httpx.get(f"{url}/api/collections/{name}").json()["images"]
+        print(f"\n{images} images, {args.clients} clients, {args.seconds:.0f} s per scenario\n")
         print("| scenario | requests | errors | requests/s | p50 (ms) | p99 (ms) |")
         print("|---|---|---|---|---|---|")
         for label, requests in scenarios.items():

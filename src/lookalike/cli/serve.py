@@ -34,7 +34,7 @@ def serve(
         import uvicorn
 
         from lookalike.service import ServiceConfig, create_app
-        from lookalike.service.app import API_KEY_VARIABLE
+        from lookalike.service.app import API_KEY_VARIABLE, bound_library_threads
     except ImportError as exc:
         raise LookalikeError(f"lookalike serve needs the serve extra ({exc.name} is missing): "
                              "pip install 'lookalike[serve]'") from None
@@ -42,6 +42,7 @@ def serve(
         raise LookalikeError(f"--threads {threads} and --max-upload-bytes {max_upload_bytes}: need >= 0 and >= 1")
     config = ServiceConfig(collections=tuple(collections), api_key=api_key or os.environ.get(API_KEY_VARIABLE),
                            max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, threads=threads)
+    bound_library_threads()
     application = create_app(config)
     writes = "writes need X-API-Key" if config.api_key else "read-only (no --api-key)"
     typer.echo(f"lookalike UI: http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs; {writes})")

@@ -21,6 +21,7 @@ from lookalike.index.duplicates import PRESETS
 from lookalike.io.files import IMAGE_EXTENSIONS
 from lookalike.service.backend import SearchOptions, ServedCollection, ServiceError
 
+
 class Error(BaseModel):
     error: str = Field(description="what went wrong, and how to fix it")
     status: int = Field(description="the HTTP status code")

@@ -30,7 +30,7 @@ class ServiceConfig:
     api_key: str | None = None  # needed by every write (X-API-Key header); None = writes refused
     max_upload_bytes: int = 20_000_000  # a bigger request body is refused with 413
     max_pixels: int = DEFAULT_MAX_PIXELS  # uploads and stored images above this are refused (413)
-    threads: int = 0  # searches run at once (each single-threaded); 0 = one per core
+    threads: int = 0  # searches run at once (each single-threaded under `lookalike serve`); 0 = one per core
     duplicates_preset: str = "near"  # threshold of the UI's near-duplicates page unless one is chosen
 
 
@@ -46,7 +46,6 @@ def create_app(config: ServiceConfig):
     from lookalike.service.backend import ServiceError, open_collections
 
     threads = config.threads or _cores()
-    _bound_library_threads()
     app = FastAPI(title="lookalike", version=_version(), summary="Visual search over lookalike collections.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.config = config
@@ -145,9 +144,10 @@ class _SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _bound_library_threads() -> None:
+def bound_library_threads() -> None:
     """One thread per search inside faiss, BLAS, torch and ONNX Runtime: concurrency comes from
-    running several searches at once, and nested pools would oversubscribe the cores."""
+    running several searches at once, and nested pools would oversubscribe the cores. Called by
+    ``lookalike serve`` for its whole process (so not by :func:`create_app`, which tests call)."""
     os.environ["LOOKALIKE_THREADS"] = "1"  # read by the CNN engines when they are built
     import faiss
 

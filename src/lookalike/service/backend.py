@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +94,7 @@ class ServedCollection:
         reader = self._reader
         row = self.row(ident)
         if options.rerank is not None:  # re-rankers work from the query image
-            wanted = SearchOptions(**{**options.__dict__, "k": options.k + 1})
-            hits = self.search_file(Path(row["path"]), wanted)
+            hits = self.search_file(Path(row["path"]), replace(options, k=options.k + 1))
         else:
             vector = reader.metadata.vectors_of(np.array([ident]))
             with self._parameters_guard(reader):
