@@ -58,13 +58,18 @@ class CollectionSummary(BaseModel):
     index: str
 
 
-class Member(BaseModel):
+class ImageInfo(BaseModel):
     id: int
-    name: str
-    path: str
+    name: str = Field(description="file name")
+    path: str = Field(description="stored path of the file")
     width: int
     height: int
-    bytes: int
+    bytes: int = Field(description="file size")
+    sha256: str
+    added: float = Field(description="unix time it was indexed")
+
+
+class Member(ImageInfo):
     score: float = Field(description="similarity to the group's best copy")
 
 
@@ -193,10 +198,10 @@ async def similar(
     return results(collection, await in_pool(request, collection.search_id, ident, wanted))
 
 
-@router.get("/collections/{name}/images/{ident}", response_model=Member, summary="A stored image's metadata")
-def image_info(request: Request, name: str, ident: int) -> Member:
+@router.get("/collections/{name}/images/{ident}", response_model=ImageInfo, summary="A stored image's metadata")
+def image_info(request: Request, name: str, ident: int) -> ImageInfo:
     row = served(request, name).row(ident)
-    return Member(**{**row, "name": Path(row["path"]).name, "score": 1.0})
+    return ImageInfo(**row, name=Path(row["path"]).name)
 
 
 @router.get("/collections/{name}/images/{ident}/file", summary="A stored image's file, or a JPEG thumbnail",
