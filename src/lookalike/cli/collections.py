@@ -48,6 +48,10 @@ def index(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
         "full vectors for exact re-scoring. `lookalike plan` suggests one.")] = None,
+    engine: Annotated[str, typer.Option(help="Where images are described: local (worker processes) or ray "
+                                        "(a Ray cluster, extra scale).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address for --engine ray, e.g. "
+                                                   "ray://head:10001 [default: a local cluster].")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -81,7 +85,8 @@ def index(
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
         store = Collection.create(collection, wanted, index=index_structure or "Flat")
-    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
+    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels, engine=engine,
+                      address=address)
 
 
 @app.command()
