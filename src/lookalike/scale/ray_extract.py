@@ -9,6 +9,7 @@ same vectors and the same per-file errors. The driver collects the results and y
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def extract_ray(
         return
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its progress lines, once per second
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items([{"index": i, "path": str(p)} for i, p in enumerate(paths)])
     described = dataset.map_batches(DescribeBatch, fn_constructor_args=(descriptor.spec(), max_pixels, 1),
