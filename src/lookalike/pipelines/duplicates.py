@@ -25,7 +25,7 @@ Member = dict
 def choose_threshold(descriptor: Descriptor, threshold: float | None, preset: str | None) -> float:
     """``threshold`` if given, else the preset's (``near`` by default), which needs the descriptor
     the presets were calibrated for."""
-    from lookalike.descriptors.registry import default_descriptor
+    from lookalike.descriptors.registry import DEFAULT_NAME, default_descriptor
 
     if threshold is not None:
         if not -1.0 <= threshold <= 1.0:
@@ -33,7 +33,8 @@ def choose_threshold(descriptor: Descriptor, threshold: float | None, preset: st
         return threshold
     preset = preset or "near"
     value = preset_threshold(preset)
-    if descriptor.spec()["config"] != default_descriptor().spec()["config"] or descriptor.name != "gem":
+    # the name first: a non-default descriptor must not need the default's extra to be refused
+    if descriptor.name != DEFAULT_NAME or descriptor.spec()["config"] != default_descriptor().spec()["config"]:
         raise LookalikeError(f"the presets are calibrated for the default descriptor (gem at 3 scales), not "
                              f"{descriptor.name} {descriptor.spec()['config']}; give --threshold instead of --preset")
     return value
