@@ -18,7 +18,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; c
 h1 { font-size: 1.3em; } .query { margin-bottom: 2em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 figure { margin: 0; width: 170px; background: white; border: 1px solid #ddd; padding: 5px; }
-figure.q { border: 2px solid #2a6ebb; } figure img { max-width: 160px; max-height: 160px; display: block; margin: auto; }
+figure.q { border: 2px solid #2a6ebb; }
+figure img { max-width: 160px; max-height: 160px; display: block; margin: auto; }
 figcaption { font-size: 0.75em; overflow-wrap: anywhere; margin-top: 4px; }
 .score { font-weight: bold; }
 """
