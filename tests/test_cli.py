@@ -188,3 +188,24 @@ def test_index_structures_from_the_command_line(tmp_path, image_dir):
     assert "index IVF2,Flat (trained: IndexIVFFlat)" in trained
     plan = run("plan", "--images", "100000000", "--dim", "512", "--ram", "16GB").stdout
     assert "IVF" in plan and "--index IVF" in plan
+
+
+def test_duplicates(tmp_path, image_dir):
+    import csv
+    import io
+
+    from tests.conftest import photo
+
+    photo(4).resize((192, 128)).save(image_dir / "img04_large.png")
+    json_out = run("duplicates", image_dir, "-d", "color-hist", "--threshold", "0.9", "--json", "--workers", "1",
+                   "--html", tmp_path / "d.html")
+    payload = json.loads(json_out.stdout)
+    assert [[m["path"].rsplit("/", 1)[-1] for m in g] for g in payload["groups"]] == [["img04_large.png", "img04.jpg"]]
+    assert "img04_large.png" in (tmp_path / "d.html").read_text()
+    run("index", image_dir, "-c", tmp_path / "c", "-d", "color-hist", "--workers", "1")
+    rows = list(csv.DictReader(io.StringIO(run("duplicates", "-c", tmp_path / "c", "--threshold", "0.9",
+                                               "--csv").stdout)))
+    assert [(r["group"], r["rank"], r["path"].rsplit("/", 1)[-1]) for r in rows] == [
+        ("1", "1", "img04_large.png"), ("1", "2", "img04.jpg")]
+    bad = run("duplicates", "-c", tmp_path / "c", "--preset", "near", ok=False)
+    assert bad.returncode == 2 and "give --threshold" in bad.stderr and "Traceback" not in bad.stderr

@@ -18,7 +18,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; c
 h1 { font-size: 1.3em; } .query { margin-bottom: 2em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 figure { margin: 0; width: 170px; background: white; border: 1px solid #ddd; padding: 5px; }
-figure.q { border: 2px solid #2a6ebb; } figure img { max-width: 160px; max-height: 160px; display: block; margin: auto; }
+figure.q { border: 2px solid #2a6ebb; }
+figure img { max-width: 160px; max-height: 160px; display: block; margin: auto; }
 figcaption { font-size: 0.75em; overflow-wrap: anywhere; margin-top: 4px; }
 .score { font-weight: bold; }
 """
@@ -44,6 +45,20 @@ def render(searches: Sequence[tuple[str, Sequence]], title: str = "lookalike res
         parts.append(_figure(query, "query", "q"))
         for hit in hits:
             parts.append(_figure(hit.path, f"#{hit.rank} <span class='score'>{hit.score:.4f}</span>"))
+        parts.append("</div></section>")
+    return "\n".join(parts)
+
+
+def render_groups(groups: Sequence[Sequence[dict]], title: str = "lookalike near-duplicates") -> str:
+    """HTML for groups of near-duplicates: members with ``path``, ``width``, ``height``, ``score``."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style><h1>{html.escape(title)}</h1>"]
+    for group in groups:
+        parts.append("<section class='query'><div class='row'>")
+        for rank, m in enumerate(group):
+            score = "best copy" if rank == 0 else f"<span class='score'>{m['score']:.4f}</span>"
+            caption = f"{score} {m['width']}x{m['height']}"
+            parts.append(_figure(m["path"], caption, "q" if rank == 0 else ""))
         parts.append("</div></section>")
     return "\n".join(parts)
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from lookalike.cli import collections, evaluation, training  # noqa: F401  (registers the commands)
+from lookalike.cli import collections, duplicates, evaluation, serve, training  # noqa: F401  (registers them)
 from lookalike.cli.app import app
 from lookalike.errors import LookalikeError
 

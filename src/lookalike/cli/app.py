@@ -19,8 +19,10 @@ app = typer.Typer(
         "Visual search: index a folder of images, then find the images that show the same object, "
         "place or copy.\n\n"
         "Typical use:\n\n"
-        "  lookalike index ~/photos --collection ~/photos.lookalike --descriptor gist\n\n"
+        "  lookalike index ~/photos --collection ~/photos.lookalike\n\n"
         "  lookalike search query.jpg --collection ~/photos.lookalike -k 10 --html results.html\n\n"
+        "  lookalike duplicates ~/photos --preset near\n\n"
+        "  lookalike serve --collection ~/photos.lookalike\n\n"
         "  lookalike eval data/landmarks/full.json --descriptor gist"
     ),
 )

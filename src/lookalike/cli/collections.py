@@ -39,8 +39,8 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
     collection: Collection_,
     descriptor: Annotated[Optional[str], typer.Option(
-        "--descriptor", "-d", help="Descriptor for a new collection [default: gist]. "
-        "An existing collection keeps its own.")] = None,
+        "--descriptor", "-d", help="Descriptor for a new collection [default: gem at scales 1, 0.7071, 0.5, "
+        "the best general one measured; needs the deep extra]. An existing collection keeps its own.")] = None,
     settings: Settings = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
@@ -49,6 +49,10 @@ def index(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
         "full vectors for exact re-scoring. `lookalike plan` suggests one.")] = None,
+    engine: Annotated[str, typer.Option(help="Where images are described: local (worker processes) or ray "
+                                        "(a Ray cluster, extra scale).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address for --engine ray, e.g. "
+                                                   "ray://head:10001 [default: a local cluster].")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -58,6 +62,7 @@ def index(
     A structure that learns (IVF, PQ, PCA) is trained once enough images are stored; until then
     the collection searches exactly (`lookalike info` says so).
     """
+    from lookalike.descriptors import default_descriptor
     from lookalike.index import Collection
 
     if (collection / "manifest.json").exists():
@@ -72,8 +77,10 @@ def index(
     else:
         from lookalike.index.structures import check_builds
 
-        wanted = descriptor_from_options(descriptor or "gist", settings)
-        check_builds(index_structure or "Flat", wanted.dim)  # before any training or commit
+        if settings and not descriptor:
+            raise LookalikeError("--set needs --descriptor (the default is gem -s scales=1,0.7071,0.5)")
+        wanted = descriptor_from_options(descriptor, settings) if descriptor else default_descriptor()
+        check_builds(index_structure or ("BFlat" if wanted.binary else "Flat"), wanted.dim)  # before any commit
         if not wanted.trained:
             from lookalike.io.files import find_images
             from lookalike.pipelines.training import train_descriptor
@@ -82,7 +89,8 @@ def index(
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
         store = Collection.create(collection, wanted, index=index_structure)
-    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
+    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels, engine=engine,
+                      address=address)
 
 
 @app.command()

@@ -11,6 +11,6 @@ the index only ever needs inner-product search.
 """
 
 from lookalike.descriptors.base import Descriptor, parse_overrides
-from lookalike.descriptors.registry import available, create, descriptor_class, register
+from lookalike.descriptors.registry import available, create, default_descriptor, descriptor_class, register
 
-__all__ = ["Descriptor", "available", "create", "descriptor_class", "parse_overrides", "register"]
+__all__ = ["Descriptor", "available", "create", "default_descriptor", "descriptor_class", "parse_overrides", "register"]

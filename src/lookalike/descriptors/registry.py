@@ -40,6 +40,24 @@ _ENTRIES: dict[str, str] = {
 PLUGIN_GROUP = "lookalike.descriptors"
 _classes: dict[str, type[Descriptor]] = {}  # registered in this process
 
+#: what ``lookalike index`` and ``lookalike duplicates`` use without ``--descriptor``: GeM at three
+#: scales, the best general descriptor measured (docs/benchmarks.md, "Deep global descriptors"). The
+#: whitened GeM did better on landmarks but needs a whitening learnt on data that may be shipped,
+#: and none exists yet (docs/design.md, "Defaults for a newcomer").
+DEFAULT_NAME = "gem"
+DEFAULT_SETTINGS: dict[str, Any] = {"scales": (1.0, 0.7071, 0.5)}
+
+
+def default_descriptor() -> Descriptor:
+    """The descriptor a new collection gets when the user names none (needs the ``deep`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise LookalikeError("the default descriptor (gem at 3 scales) needs the deep extra: install a CPU torch, "
+                             "then pip install 'lookalike[deep]'; or choose one with --descriptor, e.g. gist")
+    return create(DEFAULT_NAME, **DEFAULT_SETTINGS)
+
+
 
 def register(name: str, cls: type[Descriptor]) -> None:
     """Add a descriptor class of your own under ``name``, for this process.

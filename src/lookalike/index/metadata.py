@@ -65,7 +65,9 @@ class Metadata:
             if readonly:
                 self.db = _connect_read_only(path)
             else:
-                self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+                # check_same_thread=False: the service searches from a pool of threads; SQLite itself
+                # serialises the calls on one connection (its default threading mode)
+                self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
                 self.db.executescript(SCHEMA)
@@ -170,6 +172,11 @@ class Metadata:
                 rows[r[0]]["path"] = _path(r[1])
         return [rows.get(int(i)) for i in np.asarray(ids).ravel()]
 
+    def id_of(self, path: str) -> int | None:
+        """The id of the stored image at ``path``, or ``None``."""
+        row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
+        return None if row is None else row[0]
+
     def under(self, folder: str) -> list[str]:
         """Stored paths inside ``folder`` (absolute)."""
         prefix = folder.rstrip("/") + "/"  # compared in Python: paths may be stored as bytes
@@ -245,8 +252,8 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     folder is read-only too and none exists, nobody can be writing, and the file is read as is."""
     uri = "file:" + urllib.parse.quote(os.fsencode(os.path.abspath(path))) + "?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, check_same_thread=False)
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
-        return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+        return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)

@@ -59,6 +59,8 @@ def index_paths(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     prune: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
 ) -> IndexReport:
     """Index the images found under ``paths`` into ``collection``; resumable.
 
@@ -69,6 +71,9 @@ def index_paths(
     file is gone are removed (this is ``lookalike update``). Entries are committed every
     ``batch_size`` images, so an interrupted run keeps all committed batches. Files and folders
     that cannot be used are reported in ``skipped`` with their reason.
+
+    ``engine="ray"`` describes the images on the Ray cluster at ``address`` (None: a local one)
+    instead of in local worker processes; the collection is written here either way.
     """
     if batch_size < 1:
         raise LookalikeError(f"batch_size={batch_size} should be >= 1")
@@ -115,8 +120,15 @@ def index_paths(
         batch.clear()
         replaced.clear()
 
-    results = extract(collection.descriptor, [t[0] for t in todo], workers=workers,
-                      max_pixels=max_pixels, progress="indexing" if progress else None)
+    if engine == "ray":
+        from lookalike.scale.ray_extract import extract_ray
+
+        results = extract_ray(collection.descriptor, [t[0] for t in todo], address=address, max_pixels=max_pixels)
+    elif engine == "local":
+        results = extract(collection.descriptor, [t[0] for t in todo], workers=workers,
+                          max_pixels=max_pixels, progress="indexing" if progress else None)
+    else:
+        raise LookalikeError(f"unknown engine {engine!r}; choose local or ray")
     for (path, digest, size), (_, result) in zip(todo, results):
         if isinstance(result, ImageError):
             report.skipped.append(result)

@@ -1,0 +1,140 @@
+"""Near-duplicate groups: the connected components of a range search over the vectors.
+
+Two images are near-duplicates when the inner product of their vectors exceeds a threshold; a
+group is a connected component of that relation (so a chain of close copies forms one group).
+The range search runs through faiss in batches of queries and keeps only the pairs it finds, so
+memory grows with the number of near pairs, never with N x N (the complaint users have about
+duplicate finders that build the full similarity matrix).
+
+The presets are calibrated on copydays for the default descriptor (GeM at three scales); how,
+and the precision and recall each gives, are in docs/benchmarks.md ("Near-duplicates").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+
+#: preset -> inner-product threshold, for the default descriptor only (gem, scales 1, 0.7071, 0.5):
+#: ``exact`` re-encodings and resizes, ``near`` the copies copydays attacks make (crops, colour,
+#: overlays...), ``similar`` looser still: more copies found, more unrelated pairs grouped
+PRESETS: dict[str, float] = {"exact": 0.94, "near": 0.84, "similar": 0.77}
+#: rows compared exactly (one matrix product per block of BATCH rows); above, an IVF range search
+EXACT_UP_TO = 20_000
+BATCH = 256
+#: inverted lists an IVF range search visits per row, and rows per call (bounds its results' memory)
+NPROBE = 8
+IVF_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of near-duplicates, best copy first."""
+
+    members: np.ndarray  # (M,) int64 row numbers of the input vectors, M >= 2
+    scores: np.ndarray  # (M,) float32 similarity of each member to the best copy (1 for itself)
+
+
+def preset_threshold(preset: str) -> float:
+    """The threshold of a preset; an unknown name lists the valid ones."""
+    if preset not in PRESETS:
+        raise LookalikeError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def find_groups(vectors: np.ndarray, threshold: float, pixels: np.ndarray | None = None,
+                tiebreak: np.ndarray | None = None) -> list[Group]:
+    """Groups of rows of ``vectors (N, D)`` linked by an inner product above ``threshold``.
+
+    Args:
+        vectors: float32 rows, compared by inner product (L2-normalised: cosine similarity).
+        threshold: pairs scoring strictly above it are linked.
+        pixels: ``(N,)`` width x height of each image; the largest is the best copy of its group.
+        tiebreak: ``(N,)`` second key for the best copy (e.g. file size), larger first.
+
+    Returns:
+        groups of two or more rows, largest group first, each with its best copy first.
+    """
+    n = len(vectors)
+    pairs = similar_pairs(vectors, threshold)
+    groups = connected_groups(pairs, n)
+    pixels = np.zeros(n) if pixels is None else np.asarray(pixels, dtype=np.float64)
+    tiebreak = np.zeros(n) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
+    out = []
+    for members in groups:
+        # lexsort: last key first; ties on size go to the lower row number
+        members = members[np.lexsort((members, -tiebreak[members], -pixels[members]))]
+        scores = vectors[members] @ vectors[members[0]]
+        out.append(Group(members.astype(np.int64), scores.astype(np.float32)))
+    return out
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_up_to: int = EXACT_UP_TO,
+                  batch: int = BATCH) -> np.ndarray:
+    """Pairs ``(i, j)``, ``i < j``, whose inner product exceeds ``threshold``: ``(P, 2)`` int64.
+
+    Up to ``exact_up_to`` rows, exact: blocks of ``batch`` rows against all rows, one matrix
+    product each (``batch x N`` scores at a time). Above, a faiss IVF range search (Jégou et al.,
+    TPAMI 2011): each row is compared with the rows of the :data:`NPROBE` inverted lists nearest
+    to it, so a near pair split across cells can be missed (benchmarks/duplicates.py measures how
+    rarely); every pair returned is scored exactly.
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise LookalikeError(f"vectors must be (N, D), got shape {x.shape}")
+    found = []
+    if len(x) <= exact_up_to:
+        for start in range(0, len(x), batch):
+            rows, cols = np.nonzero(x[start : start + batch] @ x.T > threshold)
+            rows += start
+            keep = cols > rows
+            found.append(np.stack([rows[keep], cols[keep]], axis=1))
+    else:
+        index = _ivf(x)
+        for start in range(0, len(x), IVF_BATCH):
+            lims, _, ids = index.range_search(x[start : start + IVF_BATCH], float(threshold))
+            queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
+            # a pair is found from either end (each probes its own nearest lists): keep both, once
+            keep = ids != queries
+            found.append(np.sort(np.stack([queries[keep], ids[keep]], axis=1), axis=1))
+        found = [np.unique(np.concatenate(found), axis=0)] if found else []
+    return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), dtype=np.int64)
+
+
+def _ivf(x: np.ndarray):
+    """An inverted file of ``x`` with about 2 sqrt(N) lists, trained on 16 rows per list: training
+    (k-means) and scanning cost about the same then, a few CPU-seconds for 100k 256-d rows."""
+    import faiss
+
+    from lookalike.sampling import evenly_spaced
+
+    lists = int(2 * np.sqrt(len(x)))
+    quantizer = faiss.IndexFlatIP(x.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, x.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    index.cp.min_points_per_centroid = 16
+    index.train(evenly_spaced(x, 16 * lists))
+    index.add(x)
+    index.nprobe = NPROBE
+    return index
+
+
+def connected_groups(pairs: np.ndarray, n: int) -> list[np.ndarray]:
+    """Connected components of the graph on ``n`` nodes with edges ``pairs (P, 2)`` that hold two
+    or more nodes, largest first (ties: smallest first node), each sorted."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0 or len(pairs) == 0:
+        return []
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")
+    sizes = np.bincount(labels)
+    components = np.split(order, np.cumsum(sizes)[:-1])
+    components = [c for c in components if len(c) > 1]
+    components.sort(key=lambda c: (-len(c), c[0]))
+    return components

@@ -1,0 +1,1 @@
+"""Scale-out on existing engines: image description on a Ray cluster (extra ``scale``)."""
