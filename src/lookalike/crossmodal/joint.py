@@ -48,6 +48,7 @@ class JointConfig:
     weight_decay: float = 1e-4  # AdamW weight decay
     regularisation: float = 0.1  # cca: ridge on each covariance, relative to its mean eigenvalue
     power: float = 4.0  # cca: weigh each direction by its canonical correlation to this power
+    init: str = "random"  # triplet/infonce: start from random heads, or from the CCA solution ("cca")
     seed: int = 0  # initial weights and batches
 
 
@@ -87,6 +88,8 @@ class JointEmbedding:
             raise LookalikeError(f"joint: method must be one of {', '.join(METHODS)}, not {c.method!r}")
         if not set(c.losses) <= set(LOSSES) or not c.losses:
             raise LookalikeError(f"joint: losses must be a non-empty subset of {', '.join(LOSSES)}, not {c.losses}")
+        if c.init not in ("random", "cca") or (c.init == "cca" and c.hidden):
+            raise LookalikeError(f"joint: init must be random or cca (linear heads only), not {c.init!r}")
         if c.dim < 1 or c.hidden < 0 or c.epochs < 1 or c.batch_size < 2:
             raise LookalikeError(f"joint: need dim >= 1, hidden >= 0, epochs >= 1 and batch_size >= 2, got "
                                  f"{c.dim}, {c.hidden}, {c.epochs}, {c.batch_size}")
@@ -116,8 +119,9 @@ class JointEmbedding:
         torch.manual_seed(c.seed)
         self.image_head_ = ProjectionHead(images.shape[1], c.dim, c.hidden)
         self.text_head_ = ProjectionHead(texts.shape[1], c.dim, c.hidden)
-        if c.method == "cca":
+        if c.method == "cca" or c.init == "cca":
             self._fit_cca(images, texts, owner)
+        if c.method == "cca":
             self.history_, self.report_ = [], {"method": "cca", "images": len(images), "captions": len(texts)}
             return self
         if "visual" in c.losses and c.method == "triplet" and caption_vectors is None:
@@ -135,10 +139,14 @@ class JointEmbedding:
         mean_x, w_x, mean_y, w_y, correlations = cca(images[owner], texts, dim, c.regularisation)
         weight = np.maximum(correlations, 0.0) ** c.power
         self.config = dataclasses.replace(c, dim=dim, hidden=0)
-        for head, mean, w in ((self.image_head_, mean_x, w_x), (self.text_head_, mean_y, w_y)):
+        for head, rows, mean, w in ((self.image_head_, images, mean_x, w_x), (self.text_head_, texts, mean_y, w_y)):
+            w = w * weight
+            # scaled so that projected rows have unit norm on average: the cosine ignores the scale,
+            # and a training that starts from here takes steps of a sensible size
+            w /= max(np.linalg.norm((rows - mean) @ w, axis=1).mean(), 1e-12)
             linear = nn.Linear(len(mean), dim)
             with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy((w * weight).T))
+                linear.weight.copy_(torch.from_numpy(w.T))
                 linear.bias.zero_()
                 head.mean.copy_(torch.from_numpy(mean))
             head.layers = nn.Sequential(linear)

@@ -51,9 +51,10 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
     if device == "cuda" and not torch.cuda.is_available():
         raise LookalikeError("--device cuda: no CUDA device is available to torch; use --device cpu")
     heads = torch.nn.ModuleDict({"image": model.image_head_, "text": model.text_head_})
-    with torch.no_grad():  # centre the inputs on the training means
-        model.image_head_.mean.copy_(torch.from_numpy(images.mean(0)))
-        model.text_head_.mean.copy_(torch.from_numpy(texts.mean(0)))
+    if c.init == "random":
+        with torch.no_grad():  # centre the inputs on the training means (CCA has already)
+            model.image_head_.mean.copy_(torch.from_numpy(images.mean(0)))
+            model.text_head_.mean.copy_(torch.from_numpy(texts.mean(0)))
     heads.to(device)
     optimiser = torch.optim.AdamW(heads.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     x, t = torch.from_numpy(images).to(device), torch.from_numpy(texts).to(device)

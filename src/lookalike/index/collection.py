@@ -181,6 +181,7 @@ class Collection:
             "created": self.manifest["created"],
             "format_version": self.manifest["format_version"],
             "versions": self.manifest["versions"],
+            **{key: self.manifest[key] for key in ("joint", "files") if key in self.manifest},
         }
 
     def _state(self) -> str:
@@ -237,6 +238,12 @@ class Collection:
             self.train_index(training)
         else:
             self._index = self._rebuild()
+
+    def set_manifest(self, **items: Any) -> None:
+        """Record ``items`` (JSON data) in the manifest, atomically."""
+        self._require_writable()
+        self.manifest.update(items)
+        _write_json_atomically(self.path / MANIFEST, self.manifest)
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove images by stored path; return how many were removed."""
