@@ -36,6 +36,7 @@ class JointConfig:
     method: str = "triplet"  # triplet (Gordo & Larlus's three losses), infonce, or cca (closed form)
     dim: int = 512  # dimension of the joint space
     hidden: int = 0  # width of the heads' hidden layer; 0 = linear heads
+    dropout: float = 0.0  # dropout on the heads' inputs while training (few images: it curbs overfitting)
     losses: tuple[str, ...] = LOSSES  # triplet: which of visual, i2t, t2i to use (the ablation drops one)
     visual_weight: float = 1.0  # triplet: weight of the visual loss against the two cross-modal ones
     margin: float = 0.2  # triplet: the hinge's margin (cosines)
@@ -55,14 +56,15 @@ class JointConfig:
 class ProjectionHead(nn.Module):
     """``[B, in_dim]`` -> ``[B, dim]`` L2-normalised: centre, then linear or linear-ReLU-linear."""
 
-    def __init__(self, in_dim: int, dim: int, hidden: int = 0) -> None:
+    def __init__(self, in_dim: int, dim: int, hidden: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_dim))
+        self.dropout = nn.Dropout(dropout)
         layers = [nn.Linear(in_dim, dim)] if not hidden else [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.layers(x - self.mean), dim=-1)
+        return nn.functional.normalize(self.layers(self.dropout(x - self.mean)), dim=-1)
 
 
 class JointEmbedding:
@@ -90,6 +92,8 @@ class JointEmbedding:
             raise LookalikeError(f"joint: losses must be a non-empty subset of {', '.join(LOSSES)}, not {c.losses}")
         if c.init not in ("random", "cca") or (c.init == "cca" and c.hidden):
             raise LookalikeError(f"joint: init must be random or cca (linear heads only), not {c.init!r}")
+        if not 0.0 <= c.dropout < 1.0:
+            raise LookalikeError(f"joint: dropout must be in [0, 1), got {c.dropout}")
         if c.dim < 1 or c.hidden < 0 or c.epochs < 1 or c.batch_size < 2:
             raise LookalikeError(f"joint: need dim >= 1, hidden >= 0, epochs >= 1 and batch_size >= 2, got "
                                  f"{c.dim}, {c.hidden}, {c.epochs}, {c.batch_size}")
@@ -115,10 +119,12 @@ class JointEmbedding:
         Sets ``image_head_``, ``text_head_``, ``history_`` (one dict per epoch) and ``report_``.
         """
         images, texts, owner = _check_pairs(images, texts, owner)
+        if validation is not None:
+            validation = _check_pairs(*validation)
         c = self.config
         torch.manual_seed(c.seed)
-        self.image_head_ = ProjectionHead(images.shape[1], c.dim, c.hidden)
-        self.text_head_ = ProjectionHead(texts.shape[1], c.dim, c.hidden)
+        self.image_head_ = ProjectionHead(images.shape[1], c.dim, c.hidden, c.dropout)
+        self.text_head_ = ProjectionHead(texts.shape[1], c.dim, c.hidden, c.dropout)
         if c.method == "cca" or c.init == "cca":
             self._fit_cca(images, texts, owner)
         if c.method == "cca":
@@ -171,7 +177,7 @@ class JointEmbedding:
 
     @staticmethod
     def _apply(head: ProjectionHead, vectors: np.ndarray, what: str) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.array(vectors, dtype=np.float32)  # a writable copy: torch shares its memory
         if vectors.ndim != 2 or vectors.shape[1] != head.mean.shape[0]:
             raise LookalikeError(f"joint: {what} vectors must be (N, {head.mean.shape[0]}), got {vectors.shape}")
         head = head.to("cpu").eval()
@@ -238,8 +244,8 @@ class JointEmbedding:
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
         model = cls(JointConfig(**config), image_spec=meta["image"], text_spec=meta["text"])
         c = model.config
-        model.image_head_ = ProjectionHead(meta["image_dim"], c.dim, c.hidden)
-        model.text_head_ = ProjectionHead(meta["text_dim"], c.dim, c.hidden)
+        model.image_head_ = ProjectionHead(meta["image_dim"], c.dim, c.hidden, c.dropout)
+        model.text_head_ = ProjectionHead(meta["text_dim"], c.dim, c.hidden, c.dropout)
         for side in ("image", "text"):
             prefix = side + "."
             getattr(model, f"{side}_head_").load_state_dict(
