@@ -231,7 +231,8 @@ def test_cross_modal_commands(tmp_path):
     collection = tmp_path / "c"
     invoke("index", data / "images", "-c", collection, *gem)
     assert "joint space of 10 images" in invoke("reindex", collection, "--joint", model)
-    assert len(json.loads(invoke("search", "--text", "a red dog", "-c", collection, "-k", "3", "--json"))["results"]) == 3
+    out = json.loads(invoke("search", "--text", "a red dog", "-c", collection, "-k", "3", "--json"))
+    assert len(out["results"]) == 3
     out = json.loads(invoke("search", data / "images" / "p1.jpg", "--text", "snow", "-c", collection, "-k", "2",
                             "--json"))
     assert len(out["results"]) == 2 and "snow" in out["query"]

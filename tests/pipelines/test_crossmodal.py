@@ -10,8 +10,6 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from tests.conftest import photo  # noqa: E402
-
 from lookalike.crossmodal.joint import JointEmbedding  # noqa: E402
 from lookalike.crossmodal.text import create_text_encoder  # noqa: E402
 from lookalike.descriptors import create  # noqa: E402
@@ -19,6 +17,7 @@ from lookalike.errors import CollectionError  # noqa: E402
 from lookalike.index import Collection  # noqa: E402
 from lookalike.pipelines import crossmodal  # noqa: E402
 from lookalike.pipelines.indexing import index_paths  # noqa: E402
+from tests.conftest import photo  # noqa: E402
 
 WORDS = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow", "night", "city", "tree", "boat"]
 
@@ -87,7 +86,8 @@ def test_joint_space_follows_writes_and_checks_its_model(joint_collection, tmp_p
 
 def test_joint_model_must_read_the_collections_descriptor(joint_collection, tmp_path):
     store, model, _ = joint_collection
-    other = JointEmbedding(model.config, image_spec=create("gem", max_side=128, engine="torch").spec(), text_spec=model.text_spec)
+    larger = create("gem", max_side=128, engine="torch")
+    other = JointEmbedding(model.config, image_spec=larger.spec(), text_spec=model.text_spec)
     other.image_head_, other.text_head_ = model.image_head_, model.text_head_
     with pytest.raises(CollectionError, match="train the joint model on the collection's descriptor"):
         crossmodal.attach_joint(store, other.save(tmp_path / "other.pt"))

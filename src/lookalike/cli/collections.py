@@ -19,7 +19,6 @@ from lookalike.cli.app import (
 from lookalike.errors import LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 
-
 Joint = Annotated[Optional[Path], typer.Option(
     help="A joint image-text model (lookalike train-joint) to copy into the collection, so that "
     "`search --text` works; its image descriptor must be the collection's.")]

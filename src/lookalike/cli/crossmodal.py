@@ -82,7 +82,8 @@ def eval_text(
     data: Data,
     joint: Annotated[Optional[Path], typer.Option(help="Joint model from train-joint.")] = None,
     zero_shot: Annotated[bool, typer.Option(
-        "--zero-shot", help="Instead of a joint model: the ImageNet classifier's class names, embedded by --text.")] = False,
+        "--zero-shot", help="Instead of a joint model: the ImageNet classifier's class names, "
+        "embedded by --text.")] = False,
     text: Annotated[str, typer.Option("--text", help="With --zero-shot: the text encoder.")] = "minilm",
     split: Annotated[str, typer.Option(help="The split evaluated.")] = "test",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,

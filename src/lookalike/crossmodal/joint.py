@@ -60,8 +60,10 @@ class ProjectionHead(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_dim))
         self.dropout = nn.Dropout(dropout)
-        layers = [nn.Linear(in_dim, dim)] if not hidden else [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim)]
-        self.layers = nn.Sequential(*layers)
+        if hidden:
+            self.layers = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        else:
+            self.layers = nn.Sequential(nn.Linear(in_dim, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.layers(self.dropout(x - self.mean)), dim=-1)
