@@ -130,7 +130,7 @@ def captions_benchmark(data: Path, cache: Path, out: Path) -> list[dict]:
         image = gem_vectors(features["pooled"], scales)
         for text in ("tfidf", "minilm"):
             # CCA's dimension, ridge and power: the best on the held-out images
-            def held_rsum(options):
+            def held_rsum(options, image=image, text=text):
                 model = fit_model(options, image, text)[0]
                 return text_image_retrieval(model.encode_images(image[rows(held)]),
                                             model.encode_texts(texts[text]["held"]), held.owner)["rsum"]

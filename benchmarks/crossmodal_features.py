@@ -38,14 +38,14 @@ def eth80_images(data: Path) -> list[Path]:
     return paths
 
 
-def describe(paths: list[Path]) -> dict[str, np.ndarray]:
+def describe(paths: list[Path], backbone: str = "efficientnet-lite0", scales=SCALES) -> dict[str, np.ndarray]:
     from lookalike.descriptors import create
     from lookalike.descriptors.cnn import pooling
     from lookalike.io import load_image
 
-    gem = create("gem", scales=SCALES, threads=1)
-    fc = create("cnn-fc", threads=1)
-    pooled = np.zeros((len(paths), len(SCALES), len(POOLINGS), gem.raw_dim), np.float32)
+    gem = create("gem", scales=scales, threads=1, backbone=backbone)
+    fc = create("cnn-fc", threads=1, backbone=backbone)
+    pooled = np.zeros((len(paths), len(scales), len(POOLINGS), gem.raw_dim), np.float32)
     classifier_input = np.zeros((len(paths), gem.raw_dim), np.float32)
     for i, path in enumerate(tqdm(paths, desc="features", mininterval=10)):
         pixels = load_image(path).pixels
@@ -57,12 +57,13 @@ def describe(paths: list[Path]) -> dict[str, np.ndarray]:
     return {"pooled": pooled, "classifier_input": classifier_input}
 
 
-def cached(name: str, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
-    """The features of ``paths``, from ``cache/<name>.npz`` or computed and saved there."""
-    file = cache / f"{name}.npz"
+def cached(name: str, paths: list[Path], cache: Path, backbone: str = "efficientnet-lite0") -> dict[str, np.ndarray]:
+    """The features of ``paths``, from ``cache/<name>[-<backbone>].npz`` or computed and saved there."""
+    file = cache / (f"{name}.npz" if backbone == "efficientnet-lite0" else f"{name}-{backbone}.npz")
     if not file.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        features = describe(paths)
+        # the larger network, at the first three scales only: it costs 3x more per pixel
+        features = describe(paths, backbone, SCALES if backbone == "efficientnet-lite0" else SCALES[:3])
         np.savez(file.with_suffix(".tmp.npz"), names=np.array([str(p) for p in paths]), **features)
         file.with_suffix(".tmp.npz").rename(file)
     with np.load(file) as data:
@@ -73,6 +74,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
+    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--only", choices=("captions", "eth80"))
     args = parser.parse_args()
     for name, paths in (("captions", caption_images(args.data)), ("eth80", eth80_images(args.data))):
-        print(name, {k: v.shape for k, v in cached(name, paths, args.cache).items()})
+        if args.only in (None, name):
+            print(name, {k: v.shape for k, v in cached(name, paths, args.cache, args.backbone).items()})
