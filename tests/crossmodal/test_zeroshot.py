@@ -20,7 +20,8 @@ def test_class_names_in_the_classifiers_order():
 def test_images_are_their_top_classes_mixed_by_probability():
     from lookalike.crossmodal.text import create_text_encoder
 
-    encoder = create_text_encoder("tfidf", min_df=1, stop_words=False).fit([f"a photo of a {n}." for n in class_names()])
+    sentences = [f"a photo of a {n}." for n in class_names()]
+    encoder = create_text_encoder("tfidf", min_df=1, stop_words=False).fit(sentences)
     bridge = ZeroShotBridge(encoder, top=2)
     logits = np.zeros((1, 1000))
     logits[0, [207, 817]] = [np.log(300.0), np.log(100.0)]  # p = 300/1398, 100/1398; 998 classes at 1/1398
