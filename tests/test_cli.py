@@ -190,7 +190,6 @@ def test_index_structures_from_the_command_line(tmp_path, image_dir):
     assert "IVF" in plan and "--index IVF" in plan
 
 
-
 def test_cross_modal_commands(tmp_path):
     """train-joint, eval-text, reindex --joint, search --text (alone and with an image), caption.
 
