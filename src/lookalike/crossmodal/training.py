@@ -76,6 +76,8 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
         best = {"score": float(saved["best_score"]), "epoch": int(saved["best_epoch"]), "state": saved["best"]}
         history = [dict(zip(saved["history_keys"], row)) for row in saved["history"].tolist()]
         first = len(history)
+    if validation is not None and not history:  # the starting point competes too (it may be CCA's solution)
+        best["score"] = validation_score(model, validation)
     start = time.perf_counter()
     bar = tqdm(range(first, c.epochs), desc="training", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
