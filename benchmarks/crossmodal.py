@@ -75,7 +75,10 @@ def fmt(result: dict) -> str:
             f"{cells[3]} | {cells[4]} | {cells[5]} | {result['i2t']['median_rank']:.0f}")
 
 
-def captions_benchmark(data: Path, cache: Path, out: Path, backbone: str) -> list[dict]:
+def captions_benchmark(data: Path, cache: Path, out: Path, backbone: str, refit_epochs: int = 0) -> list[dict]:
+    """The captions table; with ``refit_epochs``, also CCA and InfoNCE refit on all 800 training images
+    (CCA's grid point chosen on the held-out images as in the table, InfoNCE for that many epochs:
+    the best epoch of the held-out run)."""
     features = cached("captions", caption_images(data), cache, backbone)
     variants = GEM[backbone]
     short = backbone.removeprefix("efficientnet-")
@@ -100,7 +103,7 @@ def captions_benchmark(data: Path, cache: Path, out: Path, backbone: str) -> lis
     texts = {"minilm": {s: minilm(d) for s, d in (("fit", fit), ("held", held), ("test", test))},
              "tfidf": {s: tfidf.encode(d.captions) for s, d in (("fit", fit), ("held", held), ("test", test))}}
     documents = caption_documents(fit)
-    results = []
+    results, chosen_cca = [], {}
 
     def evaluate(name, model, image, text, seconds=0.0, extra=None):
         held_result = text_image_retrieval(model.encode_images(image[rows(held)]),
@@ -140,7 +143,7 @@ def captions_benchmark(data: Path, cache: Path, out: Path, backbone: str) -> lis
                 return text_image_retrieval(model.encode_images(image[rows(held)]),
                                             model.encode_texts(texts[text]["held"]), held.owner)["rsum"]
 
-            best = max(CCA_GRID, key=held_rsum)
+            best = chosen_cca[text] = max(CCA_GRID, key=held_rsum)
             model, seconds = fit_model(best, image, text)
             evaluate(f"CCA, {feature_name} + {text} (dim {best['dim']}, ridge {best['regularisation']}, "
                      f"power {best['power']:.0f})", model, image, text, seconds)
@@ -158,6 +161,19 @@ def captions_benchmark(data: Path, cache: Path, out: Path, backbone: str) -> lis
                  {"best_epoch": model.report_["best_epoch"], "epochs": model.report_["epochs"]})
         if best_history is None:
             best_history = model.history_
+    if refit_epochs:
+        everything_rows, everything_texts = rows(train), minilm(train)
+        refits = [("CCA", chosen_cca["minilm"]), ("symmetric InfoNCE", {**INFONCE, "epochs": refit_epochs})]
+        for name, options in refits:
+            start = time.perf_counter()
+            model = JointEmbedding(**options).fit(image[everything_rows], everything_texts, train.owner,
+                                                  caption_vectors=caption_documents(train), progress=False)
+            seconds = time.perf_counter() - start
+            test_result = text_image_retrieval(model.encode_images(image[rows(test)]),
+                                               model.encode_texts(texts["minilm"]["test"]), test.owner)
+            name = f"{name}, refit on all 800, {short} {feature_name} + minilm"
+            results.append({"name": name, "test": test_result, "train_seconds": seconds})
+            print(f"| {name} | {fmt(test_result)} | | {seconds:.0f} |", flush=True)
     from lookalike.crossmodal.training import plot_history
 
     plot_history(best_history, out / f"crossmodal_training_{short}.png",
@@ -231,10 +247,12 @@ if __name__ == "__main__":
     parser.add_argument("--only", choices=("captions", "eth80"))
     parser.add_argument("--backbone", choices=tuple(GEM), default="efficientnet-lite0",
                         help="the network of the captions benchmark's image features")
+    parser.add_argument("--refit-epochs", type=int, default=0,
+                        help="also refit CCA and InfoNCE (this many epochs) on all 800 training images")
     args = parser.parse_args()
     output = {}
     if args.only in (None, "captions"):
-        output["captions"] = captions_benchmark(args.data, args.cache, args.out, args.backbone)
+        output["captions"] = captions_benchmark(args.data, args.cache, args.out, args.backbone, args.refit_epochs)
     if args.only in (None, "eth80"):
         output["eth80"] = eth80_benchmark(args.data, args.cache)
     (args.cache / f"results-{args.only or 'all'}-{args.backbone}.json").write_text(json.dumps(output, indent=1))
