@@ -24,15 +24,23 @@ Joint = Annotated[Optional[Path], typer.Option(
     "`search --text` works; its image descriptor must be the collection's.")]
 
 
+def _refresh_joint(store, joint: Path | None = None) -> None:
+    """Add the joint space ``joint``, or bring the collection's own up to date (torch loads only then)."""
+    if joint is not None or "joint" in store.manifest:
+        from lookalike.pipelines.crossmodal import attach_joint, refresh_joint
+
+        if joint is not None:
+            attach_joint(store, joint)
+        else:
+            refresh_joint(store)
+
+
 def _index_and_report(store, paths: list[Path], joint: Path | None = None, **options) -> None:
-    from lookalike.pipelines.crossmodal import attach_joint, refresh_joint
     from lookalike.pipelines.indexing import index_paths
 
     with store:
         report = index_paths(store, paths, **options)
-        if joint is not None:
-            attach_joint(store, joint)
-        refresh_joint(store)
+        _refresh_joint(store, joint)
         for error in report.skipped:
             typer.echo(f"skipped {error}", err=True)
         for path, stored in report.duplicates:
@@ -111,7 +119,6 @@ def remove(
 ) -> None:
     """Remove images from a collection (the files themselves are not touched)."""
     from lookalike.index import Collection
-    from lookalike.pipelines.crossmodal import refresh_joint
 
     with Collection.open(collection, writable=True) as store:
         targets = []
@@ -119,7 +126,7 @@ def remove(
             absolute = str(path.resolve())
             targets += store.metadata.under(absolute) if path.is_dir() else [absolute]
         typer.echo(f"removed {store.remove(targets)} images; {len(store)} left")
-        refresh_joint(store)
+        _refresh_joint(store)
 
 
 @app.command()
