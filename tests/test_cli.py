@@ -239,6 +239,8 @@ def test_cross_modal_commands(tmp_path):
     lines = invoke("caption", data / "images" / "p0.jpg", "--sentences", tmp_path / "sentences.txt",
                    "-c", collection, "-k", "2").splitlines()
     assert len(lines) == 2 and lines[0].split()[0] == "1"
+    listing = invoke("text-encoders")
+    assert "minilm:" in listing and "tfidf:" in listing and "min_df = 2" in listing
 
 
 def test_cross_modal_errors_are_one_line(tmp_path, image_dir):
