@@ -32,6 +32,7 @@ from lookalike.crossmodal.joint import JointEmbedding
 from lookalike.crossmodal.metrics import text_image_retrieval
 from lookalike.crossmodal.text import create_text_encoder
 from lookalike.crossmodal.zeroshot import ZeroShotBridge
+from lookalike.evaluate.ap import average_precision, positive_ranks
 from lookalike.evaluate.metrics import evaluate_rankings
 from lookalike.io.captions import load_captions
 from lookalike.io.protocol import load_protocol
@@ -200,19 +201,17 @@ def eth80_benchmark(data: Path, cache: Path) -> dict:
 
     def text_map(image_rows, query_rows):
         order = np.argsort(-(query_rows @ image_rows.T), axis=1, kind="stable")
-        from lookalike.evaluate.ap import average_precision, positive_ranks
-
         aps = {}
         for (query, wanted), ranking in zip(ETH80_QUERIES.items(), order):
             ok = np.flatnonzero(np.isin(test_categories, wanted))
             aps[query] = average_precision(positive_ranks(ranking, ok, np.zeros(0, np.int64)), len(ok))
         return float(np.mean(list(aps.values()))), aps
 
-    def image_map(rows_):
-        test_rows = rows_  # database = test images; the queries are among them
+    def image_map(database):
+        """mAP of the category-test protocol; its queries are database images."""
         index = {p: i for i, p in enumerate(test_protocol.imlist)}
-        q = test_rows[[index[p] for p in test_protocol.qimlist]]
-        return evaluate_rankings(np.argsort(-(q @ test_rows.T), axis=1, kind="stable"), test_protocol)["map"]
+        queries = database[[index[p] for p in test_protocol.qimlist]]
+        return evaluate_rankings(np.argsort(-(queries @ database.T), axis=1, kind="stable"), test_protocol)["map"]
 
     report = {"image_map": {"gem (before any training)": image_map(test_x)}, "text_map": {}, "per_query": {}}
     bridge = ZeroShotBridge(minilm, top=5)
