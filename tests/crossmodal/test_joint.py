@@ -107,3 +107,13 @@ def test_short_training_on_real_captioned_photos_lowers_its_loss(shared_data):
     # and the training images now find their own captions far above chance (1/24)
     similarity = model.encode_texts(tfidf.encode(data.captions)) @ model.encode_images(images).T
     assert (similarity.argmax(1) == data.owner).mean() > 0.5
+
+
+def test_resuming_from_another_runs_checkpoint_is_a_clear_error(tmp_path):
+    images, texts, owner, captions = _paired()
+    checkpoint = tmp_path / "run.ckpt"
+    JointEmbedding(dim=8, epochs=1, batch_size=16).fit(images, texts, owner, caption_vectors=captions,
+                                                       checkpoint=checkpoint, progress=False)
+    with pytest.raises(LookalikeError, match="not a checkpoint of this training run"):
+        JointEmbedding(dim=4, epochs=2, batch_size=16).fit(images, texts, owner, caption_vectors=captions,
+                                                           checkpoint=checkpoint, resume=True, progress=False)

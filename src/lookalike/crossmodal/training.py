@@ -70,9 +70,13 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
     best = {"score": -np.inf, "epoch": -1, "state": copy.deepcopy(heads.state_dict())}
     first = 0
     if resume and checkpoint and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        heads.load_state_dict(saved["heads"])
-        optimiser.load_state_dict(saved["optimiser"])
+        try:
+            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            heads.load_state_dict(saved["heads"])
+            optimiser.load_state_dict(saved["optimiser"])
+        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            raise LookalikeError(f"{checkpoint}: not a checkpoint of this training run ({type(exc).__name__}); "
+                                 "delete it, or train without --resume") from None
         best = {"score": float(saved["best_score"]), "epoch": int(saved["best_epoch"]), "state": saved["best"]}
         history = [dict(zip(saved["history_keys"], row)) for row in saved["history"].tolist()]
         first = len(history)
@@ -87,7 +91,7 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
         order = rng.permutation(len(images))
         heads.train()
         losses = []
-        for begin in range(0, len(order) - 1, c.batch_size):
+        for begin in range(0, len(order), c.batch_size):
             batch = order[begin:begin + c.batch_size]
             if len(batch) < 2:
                 continue
