@@ -209,3 +209,62 @@ def test_duplicates(tmp_path, image_dir):
         ("1", "1", "img04_large.png"), ("1", "2", "img04.jpg")]
     bad = run("duplicates", "-c", tmp_path / "c", "--preset", "near", ok=False)
     assert bad.returncode == 2 and "give --threshold" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cross_modal_commands(tmp_path):
+    """train-joint, eval-text, reindex --joint, search --text (alone and with an image), caption.
+
+    In-process (typer's runner), so that torch loads once: the commands are the same functions.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+    from tests.conftest import photo
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.stdout
+
+    data = tmp_path / "captions"
+    (data / "images").mkdir(parents=True)
+    words = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow"]
+    with open(data / "captions.jsonl", "w") as f:
+        for i in range(10):
+            photo(i).save(data / "images" / f"p{i}.jpg")
+            f.write(json.dumps({"image": f"p{i}.jpg", "captions": [f"a {words[i % 8]} {words[(i + 3) % 8]}",
+                                                                   f"the {words[i % 8]} {words[(i + 5) % 8]}"]}) + "\n")
+    (data / "split.json").write_text(json.dumps({"train": [f"p{i}.jpg" for i in range(8)],
+                                                 "test": ["p8.jpg", "p9.jpg"]}))
+    model, gem = tmp_path / "joint.pt", ["-d", "gem", "-s", "max_side=64", "-s", "engine=torch", "--workers", "1"]
+    out = invoke("train-joint", data, "-o", model, *gem, "--text", "tfidf", "--epochs", "3", "--holdout", "2",
+                 "--dim", "8", "--joint-set", "batch_size=4", "--plot", tmp_path / "curve.png")
+    assert "best epoch" in out and model.exists() and (tmp_path / "curve.png").stat().st_size > 1000
+
+    assert "t->i" in invoke("eval-text", data, "--joint", model, "--json", tmp_path / "eval.json")
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["images"] == 2 and result["captions"] == 4
+    assert set(result["t2i"]) == set(result["i2t"]) == {"r@1", "r@5", "r@10", "median_rank"}
+
+    collection = tmp_path / "c"
+    invoke("index", data / "images", "-c", collection, *gem)
+    assert "joint space of 10 images" in invoke("reindex", collection, "--joint", model)
+    out = json.loads(invoke("search", "--text", "a red dog", "-c", collection, "-k", "3", "--json"))
+    assert len(out["results"]) == 3
+    out = json.loads(invoke("search", data / "images" / "p1.jpg", "--text", "snow", "-c", collection, "-k", "2",
+                            "--json"))
+    assert len(out["results"]) == 2 and "snow" in out["query"]
+    (tmp_path / "sentences.txt").write_text("a red dog\na blue car\n\nthe green beach\n")
+    lines = invoke("caption", data / "images" / "p0.jpg", "--sentences", tmp_path / "sentences.txt",
+                   "-c", collection, "-k", "2").splitlines()
+    assert len(lines) == 2 and lines[0].split()[0] == "1"
+    listing = invoke("text-encoders")
+    assert "minilm:" in listing and "tfidf:" in listing and "min_df = 2" in listing
+
+
+def test_cross_modal_errors_are_one_line(tmp_path, image_dir):
+    run("index", image_dir, "-c", tmp_path / "c", "-d", "color-hist")
+    fail = run("search", "--text", "a dog", "-c", tmp_path / "c", ok=False)
+    assert fail.returncode == 2 and "carries no joint space" in fail.stderr and "Traceback" not in fail.stderr

@@ -12,7 +12,14 @@ import sys
 
 import typer
 
-from lookalike.cli import collections, duplicates, evaluation, serve, training  # noqa: F401  (registers them)
+from lookalike.cli import (  # noqa: F401  (registers the commands)
+    collections,
+    crossmodal,
+    duplicates,
+    evaluation,
+    serve,
+    training,
+)
 from lookalike.cli.app import app
 from lookalike.errors import LookalikeError
 

@@ -20,12 +20,28 @@ from lookalike.cli.app import (
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 
+Joint = Annotated[Optional[Path], typer.Option(
+    help="A joint image-text model (lookalike train-joint) to copy into the collection, so that "
+    "`search --text` works; its image descriptor must be the collection's.")]
 
-def _index_and_report(store, paths: list[Path], **options) -> None:
+
+def _refresh_joint(store, joint: Path | None = None) -> None:
+    """Add the joint space ``joint``, or bring the collection's own up to date (torch loads only then)."""
+    if joint is not None or "joint" in store.manifest:
+        from lookalike.pipelines.crossmodal import attach_joint, refresh_joint
+
+        if joint is not None:
+            attach_joint(store, joint)
+        else:
+            refresh_joint(store)
+
+
+def _index_and_report(store, paths: list[Path], joint: Path | None = None, **options) -> None:
     from lookalike.pipelines.indexing import index_paths
 
     with store:
         report = index_paths(store, paths, **options)
+        _refresh_joint(store, joint)
         for error in report.skipped:
             typer.echo(f"skipped {error}", err=True)
         for path, stored in report.duplicates:
@@ -53,6 +69,7 @@ def index(
                                         "(a Ray cluster, extra scale).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address for --engine ray, e.g. "
                                                    "ray://head:10001 [default: a local cluster].")] = None,
+    joint: Joint = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -89,8 +106,8 @@ def index(
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
         store = Collection.create(collection, wanted, index=index_structure)
-    _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels, engine=engine,
-                      address=address)
+    _index_and_report(store, paths, joint, workers=workers, batch_size=batch_size, max_pixels=max_pixels,
+                      engine=engine, address=address)
 
 
 @app.command()
@@ -103,7 +120,7 @@ def update(
     """Bring a collection up to date: add new files, re-describe changed ones, drop deleted ones."""
     from lookalike.index import Collection
 
-    _index_and_report(Collection.open(collection, writable=True), paths, workers=workers,
+    _index_and_report(Collection.open(collection, writable=True), paths, None, workers=workers,
                       max_pixels=max_pixels, prune=True)
 
 
@@ -121,14 +138,19 @@ def remove(
             absolute = str(path.resolve())
             targets += store.metadata.under(absolute) if path.is_dir() else [absolute]
         typer.echo(f"removed {store.remove(targets)} images; {len(store)} left")
+        _refresh_joint(store)
 
 
 @app.command()
 def search(
-    queries: Annotated[list[Path], typer.Argument(help="Query image file(s).")],
-    collection: Collection_,
+    queries: Annotated[Optional[list[Path]], typer.Argument(help="Query image file(s).")] = None,
+    collection: Collection_ = ...,
     k: Annotated[int, typer.Option(
         "-k", min=1, help="Number of results per query (at most the collection's size).")] = 10,
+    text: Annotated[Optional[str], typer.Option(
+        "--text", help="Search with words in the collection's joint space; with query images, the words "
+        "modify each image query (e.g. --text 'at night').")] = None,
+    text_weight: Annotated[float, typer.Option(help="Weight of --text against a query image.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
     rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
@@ -141,20 +163,37 @@ def search(
         min=1.0, help="Indexes with ,RFlat: re-score k * k_factor candidates exactly [default: 4].")] = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Find the images of a collection most similar to each QUERY image.
+    """Find the images of a collection most similar to each QUERY image, to --text, or to both.
+
+      lookalike search photo.jpg -c photos.lookalike
+
+      lookalike search --text "two dogs playing in the snow" -c photos.lookalike
+
+      lookalike search photo.jpg --text "at night" -c photos.lookalike
 
     A query that cannot be read is reported and the others are searched; the exit code is then 2.
     """
     from lookalike.index import Collection
     from lookalike.pipelines.searching import search_image
 
+    if not queries and text is None:
+        raise LookalikeError("give query images, --text, or both")
+    if text is not None and rerank:
+        raise LookalikeError("--rerank re-scores visual results; it does not apply to --text searches")
     check_output(html, "--html")
     searches, failed = [], []
     with Collection.open(collection) as store:
-        for query in queries:
+        for query in queries or [None]:
             try:
-                hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist, max_pixels=max_pixels,
-                                    nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+                if text is not None:
+                    from lookalike.pipelines.crossmodal import search_joint
+
+                    hits = search_joint(store, text=text, query=query, text_weight=text_weight, k=k,
+                                        max_pixels=max_pixels)
+                    query = f"{query} + {text!r}" if query is not None else repr(text)
+                else:
+                    hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
+                                        max_pixels=max_pixels, nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
             except ImageError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 failed.append(query)
@@ -180,22 +219,36 @@ def search(
 @app.command()
 def reindex(
     collection: Annotated[Path, typer.Argument(help="Collection folder.")],
-    index_structure: Annotated[str, typer.Option("--index", help="The new faiss factory string, e.g. "
-                                                 "IVF1024,PQ32 or HNSW32 (see `lookalike index --help`).")],
+    index_structure: Annotated[Optional[str], typer.Option("--index", help="The new faiss factory string, e.g. "
+                                                 "IVF1024,PQ32 or HNSW32 (see `lookalike index --help`).")] = None,
+    joint: Joint = None,
     train_images: Annotated[Optional[list[Path]], typer.Option(
         help="Train the structure on these images' vectors instead of the collection's own.")] = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Rebuild a collection's search structure from its stored vectors; nothing is re-described.
+    """Rebuild a collection's search structure, or add a joint space, from its stored vectors;
+    nothing is re-described.
 
       lookalike reindex ~/photos.lookalike --index IVF4096,PQ32
+
+      lookalike reindex ~/photos.lookalike --joint joint.pt
     """
     import numpy as np
 
     from lookalike.index import Collection
 
+    if index_structure is None and joint is None:
+        raise LookalikeError("give --index STRUCTURE, --joint MODEL, or both")
     with Collection.open(collection, writable=True) as store:
+        if joint is not None:
+            from lookalike.pipelines.crossmodal import attach_joint
+
+            model = attach_joint(store, joint)
+            typer.echo(f"{collection}: joint space of {len(store)} images ({model.config.method}, "
+                       f"{model.config.dim}-D, text: {model.text_spec.get('name')})")
+        if index_structure is None:
+            return
         training = None
         if train_images:
             from lookalike.io.files import find_images

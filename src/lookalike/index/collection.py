@@ -204,6 +204,7 @@ class Collection:
             "format_version": self.manifest["format_version"],
             "versions": self.manifest["versions"],
             "files": self.manifest[bundle.FILES],
+            **{key: self.manifest[key] for key in ("joint",) if key in self.manifest},
         }
 
     def _state(self) -> str:
@@ -268,6 +269,12 @@ class Collection:
         vectors and ids stay, so nothing is re-described. Returns how many moved."""
         self._require_writable()
         return self.metadata.move(moves)
+
+    def set_manifest(self, **items: Any) -> None:
+        """Record ``items`` (JSON data) in the manifest, atomically."""
+        self._require_writable()
+        self.manifest.update(items)
+        _write_json_atomically(self.path / MANIFEST, self.manifest)
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove images by stored path; return how many were removed."""
