@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import photo
@@ -209,3 +210,32 @@ def test_pages_render_and_escape(client, collection_dir):
     assert "color-hist" in client.get("/c/photos/info").text
     assert "script-src" not in results.headers["content-security-policy"]  # default-src 'self' covers it
     assert "<script>" not in results.text  # no inline script: the CSP forbids it
+
+
+def test_text_search_in_a_collection_with_a_joint_space(collection_dir):
+    """A CCA joint space attached to the served collection: the API gives the library's own results."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from fastapi.testclient import TestClient
+
+    from lookalike.crossmodal.joint import JointEmbedding
+    from lookalike.crossmodal.text import create_text_encoder
+    from lookalike.index import Collection
+    from lookalike.pipelines import crossmodal
+    from lookalike.service import ServiceConfig, create_app
+
+    words = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow", "night", "city", "tree", "boat"]
+    with Collection.open(collection_dir, writable=True) as store:
+        ids, vectors = store.metadata.vectors()
+        captions = [f"a {words[i % 12]} {words[(i * 5 + 3) % 12]}" for i in range(len(ids)) for _ in range(2)]
+        tfidf = create_text_encoder("tfidf", min_df=1).fit(captions)
+        model = JointEmbedding(method="cca", dim=4, image_spec=store.descriptor.spec(), text_spec=tfidf.spec())
+        model.fit(vectors, tfidf.encode(captions), np.repeat(np.arange(len(ids)), 2))
+        crossmodal.attach_joint(store, model.save(collection_dir.parent / "joint.pt"))
+        expected = [h.id for h in crossmodal.search_joint(store, text="a red dog", k=5)]
+    app = create_app(ServiceConfig(collections=(collection_dir,), api_key=API_KEY, threads=2))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(2):  # the second request uses the model loaded by the first
+            response = client.post("/api/collections/photos/search", data={"text": "a red dog", "k": "5"})
+            assert response.status_code == 200, response.text
+            assert [r["id"] for r in response.json()["results"]] == expected

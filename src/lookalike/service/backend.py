@@ -12,7 +12,8 @@ and never wait for searches.
 
 Where later features plug in: ``rerank`` is passed to :func:`search_image` as is, so the
 re-rankers it learns (spatial verification, query expansion) become available without a change
-here; a text query needs the joint embedding (:meth:`ServedCollection.search_text`).
+here; a text query searches the joint image-text space a collection carries
+(:meth:`ServedCollection.search_text`, its model loaded once per collection generation).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class ServedCollection:
         # approximate structures take their search parameters as state: one search at a time sets them
         self._parameters_lock = threading.Lock()
         self._groups: OrderedDict = OrderedDict()  # (generation, threshold) -> duplicate groups
+        self._joint_lock = threading.Lock()
+        self._joint_cache: dict = {}  # the joint model and index of the current reader, for text search
 
     # ---- reading -------------------------------------------------------------------------
     def info(self) -> dict:
@@ -105,9 +108,32 @@ class ServedCollection:
         return _above([Hit(rank, h.path, h.score, h.id) for rank, h in enumerate(hits, 1)], options.threshold)
 
     def search_text(self, text: str, options: SearchOptions) -> list[Hit]:
-        """Results for a text query: needs a collection with a joint image-text embedding."""
-        raise ServiceError(400, f"text search is not available for collection {self.name!r}: its descriptor "
-                                f"{self._reader.descriptor.name!r} has no text encoder")
+        """Results for a text query: needs a collection with a joint image-text space."""
+        from lookalike.index import vectors as flat
+        from lookalike.pipelines.crossmodal import joint_queries
+
+        reader = self._reader
+        if "joint" not in reader.manifest:
+            raise ServiceError(400, f"text search is not available for collection {self.name!r}: it carries no "
+                                    f"joint image-text space; add one with `lookalike reindex DIR --joint MODEL`")
+        model, index = self._joint(reader)
+        scores, ids = flat.search(index, joint_queries(model, text=text), min(options.k, len(reader)))
+        rows = reader.lookup(ids[0])
+        hits = [Hit(rank, row["path"], float(score), int(ident))
+                for rank, (score, ident, row) in enumerate(zip(scores[0], ids[0], rows), start=1) if row is not None]
+        return _above(hits, options.threshold)
+
+    def _joint(self, reader: Collection):
+        """The joint model and the joint-space index of ``reader``, loaded once per generation (the
+        text encoder takes seconds to load: never once per request)."""
+        from lookalike.pipelines.crossmodal import joint_index, joint_model
+
+        key = (id(reader), reader.metadata.generation)
+        with self._joint_lock:
+            if self._joint_cache.get("key") != key:
+                model = joint_model(reader)
+                self._joint_cache = {"key": key, "value": (model, joint_index(reader, model))}
+            return self._joint_cache["value"]
 
     def row(self, ident: int) -> dict:
         """The stored row of image ``ident``; 404 if the collection does not hold it."""
