@@ -48,6 +48,9 @@ def index(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
         "full vectors for exact re-scoring. `lookalike plan` suggests one.")] = None,
+    local_features: Annotated[Optional[str], typer.Option(
+        help="Also store every image's local features (sift or delf) in a new collection, for "
+        "`search --rerank sv`.")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -63,7 +66,7 @@ def index(
         if settings and not descriptor:
             raise LookalikeError("--set needs --descriptor, to check them against the collection's")
         wanted = descriptor_from_options(descriptor, settings) if settings else descriptor
-        store = Collection.open(collection, descriptor=wanted, writable=True)
+        store = Collection.open(collection, descriptor=wanted, writable=True, local_features=local_features)
         if index_structure and index_structure != store.factory:
             store.close()
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
@@ -77,7 +80,12 @@ def index(
             typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
-        store = Collection.create(collection, wanted, index=index_structure or "Flat")
+        local = None
+        if local_features:
+            from lookalike.descriptors.local.interim import create_local
+
+            local = create_local(local_features)
+        store = Collection.create(collection, wanted, index=index_structure or "Flat", local_features=local)
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
 

@@ -4,7 +4,8 @@ Layout of ``DIR/``::
 
     manifest.json        format version, descriptor name and config, dimension, index structure,
                          library versions
-    metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth)
+    metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth);
+                         with --local-features, also each image's keypoints and descriptors
     index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
     trained.faiss        a structure that learns (IVF, PQ, PCA), trained and still empty
     lock                 held (flock) by the one process allowed to write
@@ -36,7 +37,7 @@ from lookalike import __version__
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import CollectionError
-from lookalike.index import structures
+from lookalike.index import local_store, structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
 from lookalike.sampling import evenly_spaced
@@ -76,9 +77,11 @@ class Collection:
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str = "Flat") -> Collection:
+    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str = "Flat",
+               local_features: Any = None) -> Collection:
         """Make a new, empty collection at ``path`` (a missing or empty folder) whose search
-        structure is the faiss factory string ``index``."""
+        structure is the faiss factory string ``index``; with ``local_features`` (an extractor
+        from :func:`create_local`), every image's local features are stored too."""
         path = Path(path)
         structures.build(index, descriptor.dim)  # a bad string fails before anything is written
         if (path / MANIFEST).exists():
@@ -95,6 +98,7 @@ class Collection:
             "dim": descriptor.dim,
             "metric": "inner_product",
             "index": index,
+            **({"local_features": local_features.spec()} if local_features is not None else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
         }
@@ -103,13 +107,17 @@ class Collection:
 
     @classmethod
     def open(
-        cls, path: str | Path, *, descriptor: Descriptor | str | None = None, writable: bool = False
+        cls, path: str | Path, *, descriptor: Descriptor | str | None = None, writable: bool = False,
+        local_features: str | None = None,
     ) -> Collection:
-        """Open an existing collection, checking its format and, if given, its descriptor."""
+        """Open an existing collection, checking its format and, if given, its descriptor and the
+        name of its local features."""
         path = Path(path)
         manifest = _read_manifest(path)
         if descriptor is not None:
             _check_descriptor(path, manifest, descriptor)
+        if local_features is not None:
+            _check_local_features(path, manifest, local_features)
         return cls(path, manifest, writable)
 
     @classmethod
@@ -160,6 +168,20 @@ class Collection:
             self._parameters.update(changed)
         return flat.search(self._structure, x, k, self.dim)
 
+    @property
+    def local_extractor(self):
+        """The extractor of the local features stored with each image, or ``None``."""
+        spec = self.manifest.get("local_features")
+        if spec is None:
+            return None
+        from lookalike.descriptors.local.interim import local_from_spec
+
+        return local_from_spec(spec)
+
+    def local_features(self, ids: Iterable[int]) -> list:
+        """Stored ``LocalFeatures`` of ``ids`` (one SQLite query), ``None`` where an id has none."""
+        return local_store.load(self.metadata.db, ids)
+
     def lookup(self, ids: np.ndarray) -> list[dict | None]:
         """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""
         return self.metadata.lookup(np.asarray(ids))
@@ -167,7 +189,7 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """What a user wants to know about the collection, as JSON-ready data."""
         index_files = list(self.path.glob("index-*.faiss"))
-        return {
+        details = {
             "path": str(self.path),
             "images": len(self),
             "descriptor": self.manifest["descriptor"],
@@ -182,6 +204,13 @@ class Collection:
             "format_version": self.manifest["format_version"],
             "versions": self.manifest["versions"],
         }
+        if "local_features" in self.manifest:
+            stored = local_store.stats(self.metadata.db)
+            per_image = 1 / max(1, stored["images"])
+            details["local_features"] = {
+                "extractor": self.manifest["local_features"], "images": stored["images"],
+                "keypoints_per_image": stored["keypoints"] * per_image, "bytes_per_image": stored["bytes"] * per_image}
+        return details
 
     def _state(self) -> str:
         if self.factory == "Flat":
@@ -196,11 +225,15 @@ class Collection:
         """Add entries and remove paths in one atomic step; return the new ids."""
         self._require_writable()
         add = list(add)
+        keeps_local = "local_features" in self.manifest
         for e in add:
             if e.vector.shape != (self.dim,):
                 raise CollectionError(
                     f"{e.path}: vector of shape {e.vector.shape}, collection expects ({self.dim},)"
                 )
+            if (e.local is not None) != keeps_local:
+                raise CollectionError(f"{e.path}: local features {'missing' if keeps_local else 'given'}; "
+                                      f"this collection {'keeps' if keeps_local else 'keeps no'} local features")
         added, removed = self.metadata.write(add, remove_paths)
         rebuild = False
         if removed:
@@ -349,6 +382,14 @@ def _check_descriptor(path: Path, manifest: dict[str, Any], descriptor: Descript
             f"{path}: built with {stored['name']} config {stored['config']}, "
             f"not {descriptor.spec()['config']}; use the same options or another --collection"
         )
+
+
+def _check_local_features(path: Path, manifest: dict[str, Any], name: str) -> None:
+    stored = manifest.get("local_features", {}).get("name")
+    if stored != name:
+        has = f"keeps {stored} local features" if stored else "was created without local features"
+        raise CollectionError(f"{path} {has}, not {name}; they cannot change after creation: index into a new "
+                              f"--collection with --local-features {name}")
 
 
 def _acquire_lock(path: Path):

@@ -12,8 +12,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lookalike.index import local_store
+
+if TYPE_CHECKING:
+    from lookalike.descriptors.local.sift import LocalFeatures
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -41,6 +47,7 @@ class Entry:
     width: int
     height: int
     vector: np.ndarray  # (D,) float32
+    local: LocalFeatures | None = None  # stored in the same transaction, in collections that keep them
 
 
 class Metadata:
@@ -51,7 +58,8 @@ class Metadata:
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
-        self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA foreign_keys=ON")  # an image's local features are deleted with it
+        self.db.executescript(SCHEMA + local_store.SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -89,6 +97,8 @@ class Metadata:
                     (e.path, e.sha256, e.bytes, e.width, e.height, now, blob),
                 )
                 added.append(cur.lastrowid)
+                if e.local is not None:
+                    local_store.insert(db, cur.lastrowid, e.local)
             db.execute("UPDATE state SET value = value + 1 WHERE key='generation'")
         return added, removed
 
@@ -136,6 +146,7 @@ class Metadata:
         ).fetchone()[0]
         if bad:
             problems.append(f"{bad} vectors do not have {self.dim} float32 values")
+        problems += local_store.check(self.db)
         return problems
 
     def _transaction(self):

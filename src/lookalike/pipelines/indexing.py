@@ -61,7 +61,8 @@ def index_paths(
     Files whose content is already stored are skipped without decoding. A stored path whose
     content changed is re-described and replaced. With ``prune``, stored images inside the given
     folders whose file is gone are removed (this is ``lookalike update``). Entries are committed
-    every ``batch_size`` images, so an interrupted run keeps all committed batches.
+    every ``batch_size`` images, so an interrupted run keeps all committed batches. A collection
+    that keeps local features gets them from the same decoding, in the same transactions.
     """
     report = IndexReport()
     files = [f.resolve() for f in find_images(paths)]
@@ -98,15 +99,15 @@ def index_paths(
         batch.clear()
         replaced.clear()
 
-    results = extract(collection.descriptor, [t[0] for t in todo], workers=workers,
-                      max_pixels=max_pixels, progress="indexing" if progress else None)
+    results = extract(collection.descriptor, [t[0] for t in todo], workers=workers, max_pixels=max_pixels,
+                      progress="indexing" if progress else None, local=collection.local_extractor)
     for (path, digest, size), (_, result) in zip(todo, results):
         if isinstance(result, ImageError):
             report.skipped.append(result)
             continue
         if str(path) in stored_by_path:
             replaced.append(str(path))
-        batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector))
+        batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector, result.local))
         if len(batch) >= batch_size:
             commit()
     if batch:
