@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from lookalike.pipelines.indexing import index_paths
 from tests.conftest import scene
 
 pytest.importorskip("cv2")
-from lookalike.descriptors.local.interim import create_local  # noqa: E402
+from lookalike.descriptors.local.registry import create_local  # noqa: E402
 
 
 def _features(rng, count: int, dim: int = 128) -> LocalFeatures:
@@ -106,3 +108,23 @@ def test_remove_and_update_keep_local_features_in_step(tmp_path):
 def _all_rows(collection):
     ids, _ = collection.metadata.vectors()
     return ids, collection.lookup(ids)
+
+
+def test_a_learned_file_of_the_extractor_is_copied_into_the_collection_with_its_checksum(tmp_path):
+    pytest.importorskip("torch")
+    import hashlib
+    import json
+
+    rng = np.random.default_rng(3)
+    delf = create_local("delf").fit([rng.normal(size=(300, 112)).astype(np.float32)], tmp_path / "elsewhere.npz")
+    with Collection.create(tmp_path / "c", create("color-hist"), local_features=delf) as c:
+        manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+        copied = tmp_path / "c" / "delf-pca.npz"
+        assert manifest["files"] == {"delf-pca.npz": hashlib.sha256(copied.read_bytes()).hexdigest()}
+        assert manifest["local_features"]["config"]["pca"] == "delf-pca.npz"  # relative: the folder can move
+        assert copied.read_bytes() == (tmp_path / "elsewhere.npz").read_bytes()
+    (tmp_path / "elsewhere.npz").unlink()
+    shutil.move(tmp_path / "c", tmp_path / "moved")
+    with Collection.open(tmp_path / "moved") as c:
+        assert c.local_extractor.config.pca == str(tmp_path / "moved" / "delf-pca.npz")
+        assert c.local_extractor.spec()["config"]["dim"] == 40

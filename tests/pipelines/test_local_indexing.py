@@ -19,7 +19,7 @@ from tests.conftest import scene
 from tests.pipelines.test_indexing import _count
 
 pytest.importorskip("cv2")
-from lookalike.descriptors.local.interim import create_local  # noqa: E402
+from lookalike.descriptors.local.registry import create_local  # noqa: E402
 
 
 def test_one_decoding_gives_the_vector_and_the_local_features(tmp_path):

@@ -82,9 +82,16 @@ def index(
                                          workers=workers, max_pixels=max_pixels)
         local = None
         if local_features:
-            from lookalike.descriptors.local.interim import create_local
+            from lookalike.descriptors.local.registry import create_local
 
             local = create_local(local_features)
+            if not local.trained:
+                from lookalike.io.files import find_images
+                from lookalike.pipelines.reranking import train_local
+
+                typer.echo(f"{local.name} needs a PCA: learning it from the images to index", err=True)
+                local = train_local(local, find_images(paths), collection / f"{local.name}-pca.npz",
+                                    workers=workers, max_pixels=max_pixels)
         store = Collection.create(collection, wanted, index=index_structure or "Flat", local_features=local)
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
 
@@ -126,8 +133,16 @@ def search(
     k: Annotated[int, typer.Option("-k", help="Number of results per query.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
-    rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
-    shortlist: Annotated[int, typer.Option(help="Candidates re-ranked with --rerank.")] = 100,
+    rerank: Annotated[Optional[str], typer.Option(help=(
+        "Re-rank the best --rerank-top: 'emd' (color-hist only), or steps applied in order among sv (spatial "
+        "verification; the collection needs --local-features), qe (query expansion), dba (database-side "
+        "augmentation), diffusion, e.g. sv,qe or dba,qe."))] = None,
+    rerank_top: Annotated[int, typer.Option("--rerank-top", "--shortlist", help="Candidates re-ranked.")] = 100,
+    qe_k: Annotated[Optional[int], typer.Option(help="qe: neighbours averaged into the query [default: 2].")] = None,
+    alpha: Annotated[Optional[float], typer.Option(
+        help="qe: weight neighbours by similarity^alpha (alpha-QE); 0 is the plain average [default: 0].")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="sv: geometric model fitted by RANSAC, affine or homography [default: affine].")] = None,
     nprobe: Annotated[Optional[int], typer.Option(
         help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
     ef_search: Annotated[Optional[int], typer.Option(
@@ -136,28 +151,53 @@ def search(
         help="Indexes with ,RFlat: re-score k * k_factor candidates exactly [default: 4].")] = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Find the images of a collection most similar to each QUERY image."""
+    """Find the images of a collection most similar to each QUERY image.
+
+      lookalike search q.jpg -c photos.lookalike --rerank sv,qe --html results.html
+    """
+    import math
+
     from lookalike.index import Collection
-    from lookalike.pipelines.searching import search_image
+    from lookalike.pipelines.searching import Searcher
 
     searches = []
     with Collection.open(collection) as store:
+        searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top, max_pixels=max_pixels,
+                            matches=html is not None, options={"qe_k": qe_k, "alpha": alpha, "sv_model": model},
+                            nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
         for query in queries:
-            hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
-                                max_pixels=max_pixels, nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+            hits = searcher(query, k)
             searches.append((str(query), hits))
             if as_json:
                 typer.echo(json.dumps({"query": str(query), "results": [
-                    {"rank": h.rank, "path": h.path, "score": h.score} for h in hits]}))
+                    {"rank": h.rank, "path": h.path, "score": h.score if math.isfinite(h.score) else None,
+                     **({"inliers": h.inliers} if h.inliers is not None else {})} for h in hits]}))
             else:
                 typer.echo(f"{query}:")
                 for h in hits:
-                    typer.echo(f"{h.rank:>4}  {h.score:9.4f}  {h.path}")
+                    inliers = "" if h.inliers is None else f"  {h.inliers:>4} inliers"
+                    typer.echo(f"{h.rank:>4}  {h.score:9.4f}{inliers}  {h.path}")
     if html is not None:
         from lookalike.results_page import render
 
         html.write_text(render(searches, title=f"lookalike: {len(queries)} queries in {collection.name}"))
         typer.echo(f"wrote {html}", err=True)
+
+
+@app.command("rerank-prepare")
+def rerank_prepare(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    rerank: Annotated[str, typer.Option(help="The steps that will be used, e.g. dba,qe,diffusion.")] = "dba,diffusion",
+) -> None:
+    """Compute what dba and diffusion keep with a collection (the augmented vectors, the kNN graph)
+    ahead of the first search that needs them; they are recomputed after the collection changes."""
+    from lookalike.index import Collection
+    from lookalike.pipelines.collection_rerank import prepare
+
+    with Collection.open(collection, writable=True) as store:
+        files = prepare(store, rerank)
+    typer.echo(f"{collection}: " + (", ".join(files) + " up to date" if files else "nothing to prepare for "
+                                    f"--rerank {rerank} (only dba and diffusion keep state)"))
 
 
 @app.command()

@@ -23,9 +23,11 @@ nothing that was committed and never leaves half an entry.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -86,11 +88,12 @@ class Collection:
         structures.build(index, descriptor.dim)  # a bad string fails before anything is written
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
-        # what an interrupted creation leaves, and a vocabulary learned for this collection
-        leftovers = {MANIFEST + ".tmp", "vocabulary.npz"}
+        # what an interrupted creation leaves, and a vocabulary or local-feature model learned for it
+        leftovers = {MANIFEST + ".tmp", "vocabulary.npz", *_local_files(local_features)}
         if path.exists() and (not path.is_dir() or any(p.name not in leftovers for p in path.iterdir())):
             raise CollectionError(f"{path}: not an empty folder; choose a new --collection path")
         path.mkdir(parents=True, exist_ok=True)
+        local_spec, files = _keep_local_files(path, local_features)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -98,7 +101,8 @@ class Collection:
             "dim": descriptor.dim,
             "metric": "inner_product",
             "index": index,
-            **({"local_features": local_features.spec()} if local_features is not None else {}),
+            **({"local_features": local_spec} if local_spec is not None else {}),
+            **({"files": files} if files else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
         }
@@ -174,9 +178,11 @@ class Collection:
         spec = self.manifest.get("local_features")
         if spec is None:
             return None
-        from lookalike.descriptors.local.interim import local_from_spec
+        from lookalike.descriptors.local.registry import local_from_spec
 
-        return local_from_spec(spec)
+        files = self.manifest.get("files", {})
+        config = {k: str(self.path / v) if isinstance(v, str) and v in files else v for k, v in spec["config"].items()}
+        return local_from_spec({**spec, "config": config})
 
     def local_features(self, ids: Iterable[int]) -> list:
         """Stored ``LocalFeatures`` of ``ids`` (one SQLite query), ``None`` where an id has none."""
@@ -382,6 +388,35 @@ def _check_descriptor(path: Path, manifest: dict[str, Any], descriptor: Descript
             f"{path}: built with {stored['name']} config {stored['config']}, "
             f"not {descriptor.spec()['config']}; use the same options or another --collection"
         )
+
+
+#: options of local-feature extractors that name a learned file, copied into the collection
+LOCAL_FILE_OPTIONS = ("pca",)
+
+
+def _local_files(extractor: Any) -> dict[str, str]:
+    """``{name inside the collection: option}`` of the learned files ``extractor`` reads."""
+    if extractor is None:
+        return {}
+    config = extractor.spec()["config"]
+    return {f"{extractor.name}-{option}{Path(config[option]).suffix}": option
+            for option in LOCAL_FILE_OPTIONS if config.get(option)}
+
+
+def _keep_local_files(path: Path, extractor: Any) -> tuple[dict | None, dict[str, str]]:
+    """The extractor's spec with its learned files copied into ``path`` (the spec names them
+    relative to it), and ``{name: sha256}`` of those files for the manifest."""
+    if extractor is None:
+        return None, {}
+    spec = extractor.spec()
+    files = {}
+    for name, option in _local_files(extractor).items():
+        source, target = Path(spec["config"][option]), path / name
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+        files[name] = hashlib.sha256(target.read_bytes()).hexdigest()
+        spec["config"][option] = name
+    return spec, files
 
 
 def _check_local_features(path: Path, manifest: dict[str, Any], name: str) -> None:

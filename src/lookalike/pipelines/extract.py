@@ -158,7 +158,7 @@ def _init(spec: dict, max_pixels: int, compute: Callable | None, threads: int | 
           local_spec: dict | None = None) -> None:
     if threads is not None:  # a worker's share of the cores, for the libraries that use threads
         os.environ[THREADS_VARIABLE] = str(threads)
-    from lookalike.descriptors.local.interim import local_from_spec
+    from lookalike.descriptors.local.registry import local_from_spec
 
     _worker["descriptor"] = from_spec(spec)
     _worker["local"] = None if local_spec is None else local_from_spec(local_spec)
