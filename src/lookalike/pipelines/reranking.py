@@ -32,9 +32,9 @@ def train_local(extractor: LocalExtractor, paths: list[Path], out: str | Path, *
     """Fit an extractor that learns (DELF's PCA) on an evenly spaced subset of ``paths``; returns
     the trained extractor, whose model is saved in ``out``."""
     paths = evenly_spaced(list(paths), max_images)
-    sample = [r.vector for _, r in extract(extractor, paths, compute=_local_sample, workers=workers,
-                                           max_pixels=max_pixels, progress="local training sample" if progress else None)
-              if not isinstance(r, ImageError)]
+    results = extract(extractor, paths, compute=_local_sample, workers=workers, max_pixels=max_pixels,
+                      progress="local training sample" if progress else None)
+    sample = [r.vector for _, r in results if not isinstance(r, ImageError)]
     if not sample:
         raise LookalikeError(f"none of the {len(paths)} training images could be described")
     return extractor.fit(sample, out)
@@ -76,10 +76,9 @@ def rerank_rankings(steps: list, database: np.ndarray, queries: np.ndarray, *,
 
     Returns the re-ranked ids ``(Q, N)`` and timings: ``fit_seconds`` (offline: DBA, the
     diffusion graph), ``ms_per_query`` (online re-ranking, the first search excluded) and the
-    online seconds per step (``step_seconds``); for spatial verification also the seconds spent
-    matching and in RANSAC.
+    online seconds per step (``step_seconds``).
     """
-    from lookalike.rerank.steps import Reranker, SpatialVerification
+    from lookalike.rerank.steps import Reranker
 
     reranker = Reranker(steps)
     start = time.perf_counter()
@@ -92,9 +91,6 @@ def rerank_rankings(steps: list, database: np.ndarray, queries: np.ndarray, *,
     online = time.perf_counter() - start
     timing = {"fit_seconds": fit_seconds, "ms_per_query": 1000 * online / max(1, len(queries)),
               "step_seconds": {k: v - fitted[k] for k, v in reranker.seconds.items()}}
-    for step in steps:
-        if isinstance(step, SpatialVerification):
-            timing["sv_matching_seconds"], timing["sv_ransac_seconds"] = step.seconds_matching, step.seconds_ransac
     return ids, timing
 
 

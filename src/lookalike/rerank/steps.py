@@ -99,7 +99,6 @@ class SpatialVerification:
             raise LookalikeError(f"sv: need top >= 1 and min_inliers >= 1, got {top}, {min_inliers}")
         self.top, self.method, self.ratio, self.model = top, method, ratio, model
         self.threshold, self.min_inliers = threshold, min_inliers
-        self.seconds_matching = self.seconds_ransac = 0.0  # where verification time went
 
     def fit(self, database: np.ndarray | None = None, ids: np.ndarray | None = None, local: Any = None):
         if local is None:
@@ -109,8 +108,6 @@ class SpatialVerification:
 
     def verify(self, local: Sequence, ids: np.ndarray) -> np.ndarray:
         """Inlier counts ``(Q, min(top, K))`` of each query's first candidates (0 for ``-1``)."""
-        from lookalike.rerank.spatial import estimate_geometry, match_features
-
         if not hasattr(self, "local_"):
             raise LookalikeError("SpatialVerification is not fitted yet; call fit(local=...)")
         if local is None or len(local) != len(ids):
@@ -119,20 +116,9 @@ class SpatialVerification:
         inliers = np.zeros((len(ids), top), dtype=np.int64)
         for q, query in enumerate(local):
             for j, ident in enumerate(ids[q, :top]):
-                if ident < 0:
-                    continue
-                candidate = self.local_[int(ident)]
-                start = time.perf_counter()
-                matches = match_features(query.descriptors, candidate.descriptors, method=self.method,
-                                         ratio=self.ratio)
-                middle = time.perf_counter()
-                threshold = self.threshold if self.threshold is not None else 0.01 * max(candidate.size)
-                _, mask = estimate_geometry(query.keypoints[matches[:, 0], :2],
-                                            candidate.keypoints[matches[:, 1], :2],
-                                            model=self.model, threshold=threshold)
-                self.seconds_matching += middle - start
-                self.seconds_ransac += time.perf_counter() - middle
-                inliers[q, j] = mask.sum()
+                if ident >= 0:
+                    inliers[q, j] = verify_pair(query, self.local_[int(ident)], method=self.method, ratio=self.ratio,
+                                                model=self.model, threshold=self.threshold).inliers
         return inliers
 
     def __call__(self, queries, scores, ids, *, local=None, verified=None, return_inliers: bool = False):

@@ -121,7 +121,8 @@ class Delf(LocalExtractor):
         if c.engine not in ENGINES:
             raise LookalikeError(f"delf: engine must be one of {', '.join(ENGINES)}, not {c.engine!r}")
         if c.max_side < MIN_SIDE or not c.scales or not all(0 < s <= 4 for s in c.scales):
-            raise LookalikeError(f"delf: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
+            raise LookalikeError(
+                f"delf: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
         if c.max_keypoints < 1 or c.dim < 1:
             raise LookalikeError(f"delf: need max_keypoints >= 1 and dim >= 1, got {c.max_keypoints}, {c.dim}")
         if c.pca and not Path(c.pca).is_file():
