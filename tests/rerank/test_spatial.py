@@ -27,6 +27,21 @@ def test_ratio_test_by_hand():
     np.testing.assert_array_equal(match_features(a, b, method="ratio", ratio=0.9), [[0, 0], [1, 1], [2, 2]])
 
 
+@pytest.mark.parametrize("unit", [True, False])
+def test_matching_equals_brute_force_distances(unit):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(70, 16)).astype(np.float32), rng.normal(size=(90, 16)).astype(np.float32)
+    if unit:  # the fast path for normalised descriptors
+        a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    d = np.sqrt(((a[:, None].astype(np.float64) - b[None]) ** 2).sum(-1))
+    forward, backward = d.argmin(1), d.argmin(0)
+    mutual = [[i, j] for i, j in enumerate(forward) if backward[j] == i]
+    np.testing.assert_array_equal(match_features(a, b), mutual)
+    two = np.sort(d, axis=1)[:, :2]
+    ratio = [[i, forward[i]] for i in range(len(a)) if two[i, 0] < 0.8 * two[i, 1]]
+    np.testing.assert_array_equal(match_features(a, b, method="ratio"), ratio)
+
+
 def test_matching_degenerate_inputs_and_errors():
     assert match_features(np.zeros((0, 8)), np.ones((3, 8))).shape == (0, 2)
     assert match_features(np.ones((3, 8)), np.ones((1, 8)), method="ratio").shape == (0, 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import cg
+from scipy.sparse.linalg import LinearOperator, cg
 
 from lookalike.errors import LookalikeError
 
@@ -73,7 +73,9 @@ def diffuse(normalized: sparse.spmatrix, y: np.ndarray, *, alpha: float = 0.99, 
     y = np.asarray(y, dtype=np.float32)
     if y.shape[0] != n or y.ndim not in (1, 2):
         raise LookalikeError(f"y must be ({n},) or ({n}, Q), got {y.shape}")
-    system = (sparse.identity(n, dtype=np.float32, format="csr") - alpha * normalized).tocsr()
+    normalized = sparse.csr_matrix(normalized)
+    # I - alpha S as an operator: building the sum would copy the graph at every query
+    system = LinearOperator((n, n), matvec=lambda x: x - alpha * (normalized @ x), dtype=np.float32)
     columns = y[:, None] if y.ndim == 1 else y
     f = np.zeros(columns.shape, dtype=np.float32)
     for q in range(columns.shape[1]):  # one linear system per query

@@ -62,21 +62,28 @@ def match_features(a: np.ndarray, b: np.ndarray, *, method: str = "mutual", rati
         raise LookalikeError(f"descriptors must be (Na, D) and (Nb, D) arrays, got {a.shape} and {b.shape}")
     if len(a) == 0 or len(b) == 0 or (method == "ratio" and len(b) < 2):
         return np.zeros((0, 2), np.int64)
-    # squared distances up to the per-row constant |a_i|^2, which changes no row's order
-    partial = (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    unit = np.allclose(aa, 1.0, atol=1e-3) and np.allclose(bb, 1.0, atol=1e-3)
+    # g_ij = a_i.b_j - |b_j|^2 / 2 = (|a_i|^2 - d_ij^2) / 2: row-wise the same order as -d^2.
+    # For unit descriptors (RootSIFT, DELF) the correction is constant and skipped; every step
+    # below works in place on the one (Na, Nb) matrix, the cost being memory passes, not flops.
+    g = a @ b.T
+    if not unit:
+        g -= 0.5 * bb[None, :]
     rows = np.arange(len(a))
+    forward = g.argmax(axis=1)
     if method == "mutual":
-        forward = partial.argmin(axis=1)
-        backward = (partial + (a * a).sum(axis=1)[:, None]).argmin(axis=0)
-        keep = backward[forward] == rows
+        if not unit:
+            g += 0.5 * (bb[None, :] - aa[:, None])  # now column-wise the same order as -d^2
+        keep = g.argmax(axis=0)[forward] == rows
         return np.stack([rows[keep], forward[keep]], axis=1).astype(np.int64)
-    two = np.argpartition(partial, 1, axis=1)[:, :2]
-    d2 = np.maximum(partial[rows[:, None], two] + (a * a).sum(axis=1)[:, None], 0.0)
-    swap = d2[:, 1] < d2[:, 0]
-    best = np.where(swap, two[:, 1], two[:, 0])
-    first, second = np.where(swap, d2[:, 1], d2[:, 0]), np.where(swap, d2[:, 0], d2[:, 1])
-    keep = first < ratio * ratio * second  # compares squared distances
-    return np.stack([rows[keep], best[keep]], axis=1).astype(np.int64)
+    first = g[rows, forward]
+    g[rows, forward] = -np.inf
+    second = g.max(axis=1)
+    offset = 2.0 if unit else aa  # d^2 = |a|^2 + |b|^2 - 2 a.b: 2 - 2 g for unit rows, else |a|^2 - 2 g
+    d_first, d_second = np.maximum(offset - 2 * first, 0), np.maximum(offset - 2 * second, 0)
+    keep = d_first < ratio * ratio * d_second  # squared distances
+    return np.stack([rows[keep], forward[keep]], axis=1).astype(np.int64)
 
 
 def estimate_geometry(
