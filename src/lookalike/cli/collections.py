@@ -9,9 +9,18 @@ from typing import Annotated, Optional
 import typer
 
 from lookalike.cli.app import (
+    Alpha,
     Collection_,
+    DbaK,
+    Kq,
     MaxPixels,
+    MinInliers,
+    QeK,
+    QeVerified,
+    RerankTop,
     Settings,
+    SvModel,
+    Truncate,
     Workers,
     app,
     descriptor_from_options,
@@ -51,6 +60,8 @@ def index(
     local_features: Annotated[Optional[str], typer.Option(
         help="Also store every image's local features (sift or delf) in a new collection, for "
         "`search --rerank sv`.")] = None,
+    local_set: Annotated[Optional[list[str]], typer.Option(
+        help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -80,20 +91,27 @@ def index(
             typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
-        local = None
-        if local_features:
-            from lookalike.descriptors.local.registry import create_local
-
-            local = create_local(local_features)
-            if not local.trained:
-                from lookalike.io.files import find_images
-                from lookalike.pipelines.reranking import train_local
-
-                typer.echo(f"{local.name} needs a PCA: learning it from the images to index", err=True)
-                local = train_local(local, find_images(paths), collection / f"{local.name}-pca.npz",
-                                    workers=workers, max_pixels=max_pixels)
+        local = _local_extractor(local_features, local_set, paths, collection, workers=workers,
+                                 max_pixels=max_pixels) if local_features else None
         store = Collection.create(collection, wanted, index=index_structure or "Flat", local_features=local)
     _index_and_report(store, paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels)
+
+
+def _local_extractor(name: str, settings: list[str] | None, paths: list[Path], collection: Path, **options):
+    """The local-feature extractor of a new collection; one that learns (DELF's PCA) learns from
+    the images to index, into the collection folder."""
+    from lookalike.descriptors import parse_overrides
+    from lookalike.descriptors.local.registry import local_class
+
+    cls = local_class(name)
+    local = cls(**parse_overrides(cls.Config, settings or []))
+    if not local.trained:
+        from lookalike.io.files import find_images
+        from lookalike.pipelines.reranking import train_local
+
+        typer.echo(f"{local.name} needs a PCA: learning it from the images to index", err=True)
+        local = train_local(local, find_images(paths), collection / f"{local.name}-pca.npz", **options)
+    return local
 
 
 @app.command()
@@ -137,12 +155,15 @@ def search(
         "Re-rank the best --rerank-top: 'emd' (color-hist only), or steps applied in order among sv (spatial "
         "verification; the collection needs --local-features), qe (query expansion), dba (database-side "
         "augmentation), diffusion, e.g. sv,qe or dba,qe."))] = None,
-    rerank_top: Annotated[int, typer.Option("--rerank-top", "--shortlist", help="Candidates re-ranked.")] = 100,
-    qe_k: Annotated[Optional[int], typer.Option(help="qe: neighbours averaged into the query [default: 2].")] = None,
-    alpha: Annotated[Optional[float], typer.Option(
-        help="qe: weight neighbours by similarity^alpha (alpha-QE); 0 is the plain average [default: 0].")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        help="sv: geometric model fitted by RANSAC, affine or homography [default: affine].")] = None,
+    rerank_top: RerankTop = None,
+    min_inliers: MinInliers = None,
+    sv_model: SvModel = None,
+    qe_k: QeK = None,
+    alpha: Alpha = None,
+    qe_verified: QeVerified = None,
+    dba_k: DbaK = None,
+    kq: Kq = None,
+    truncate: Truncate = None,
     nprobe: Annotated[Optional[int], typer.Option(
         help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
     ef_search: Annotated[Optional[int], typer.Option(
@@ -162,9 +183,11 @@ def search(
 
     searches = []
     with Collection.open(collection) as store:
-        searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top, max_pixels=max_pixels,
-                            matches=html is not None, options={"qe_k": qe_k, "alpha": alpha, "sv_model": model},
-                            nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+        options = {"min_inliers": min_inliers, "sv_model": sv_model, "qe_k": qe_k, "alpha": alpha,
+                   "qe_verified": qe_verified, "dba_k": dba_k, "kq": kq, "truncate": truncate}
+        searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top or 100, max_pixels=max_pixels,
+                            matches=html is not None, options=options, nprobe=nprobe, efSearch=ef_search,
+                            k_factor=k_factor)
         for query in queries:
             hits = searcher(query, k)
             searches.append((str(query), hits))
@@ -188,6 +211,7 @@ def search(
 def rerank_prepare(
     collection: Annotated[Path, typer.Argument(help="Collection folder.")],
     rerank: Annotated[str, typer.Option(help="The steps that will be used, e.g. dba,qe,diffusion.")] = "dba,diffusion",
+    dba_k: DbaK = None,
 ) -> None:
     """Compute what dba and diffusion keep with a collection (the augmented vectors, the kNN graph)
     ahead of the first search that needs them; they are recomputed after the collection changes."""
@@ -195,7 +219,7 @@ def rerank_prepare(
     from lookalike.pipelines.collection_rerank import prepare
 
     with Collection.open(collection, writable=True) as store:
-        files = prepare(store, rerank)
+        files = prepare(store, rerank, dba_k=dba_k)
     typer.echo(f"{collection}: " + (", ".join(files) + " up to date" if files else "nothing to prepare for "
                                     f"--rerank {rerank} (only dba and diffusion keep state)"))
 

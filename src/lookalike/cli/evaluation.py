@@ -9,8 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from lookalike.cli.app import (
+    Alpha,
+    DbaK,
+    Kq,
     MaxPixels,
+    MinInliers,
+    QeK,
+    QeVerified,
+    RerankTop,
     Settings,
+    SvModel,
+    Truncate,
     Workers,
     app,
     descriptor_from_options,
@@ -39,17 +48,15 @@ def evaluate(
         "default the database images).")] = None,
     local_set: Annotated[Optional[list[str]], typer.Option(
         help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
-    rerank_top: Annotated[Optional[int], typer.Option(help="sv: candidates verified per query [100].")] = None,
-    min_inliers: Annotated[Optional[int], typer.Option(help="sv: inliers that make a match [8].")] = None,
-    sv_model: Annotated[Optional[str], typer.Option(help="sv: affine or homography [affine].")] = None,
-    qe_k: Annotated[Optional[int], typer.Option(help="qe: neighbours averaged into the query [2].")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="qe: 0 = average QE, 3 = alpha-QE [0].")] = None,
-    qe_verified: Annotated[Optional[bool], typer.Option(
-        "--qe-verified", help="qe: expand with spatially verified images only (after sv).")] = None,
-    dba_k: Annotated[Optional[int], typer.Option(help="dba: neighbours, the vector itself included [2].")] = None,
-    kq: Annotated[Optional[int], typer.Option(help="diffusion: database items seeding a query [10].")] = None,
-    truncate: Annotated[Optional[int], typer.Option(
-        help="diffusion: only over each query's top N (0 = the whole database) [0].")] = None,
+    rerank_top: RerankTop = None,
+    min_inliers: MinInliers = None,
+    sv_model: SvModel = None,
+    qe_k: QeK = None,
+    alpha: Alpha = None,
+    qe_verified: QeVerified = None,
+    dba_k: DbaK = None,
+    kq: Kq = None,
+    truncate: Truncate = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:

@@ -184,8 +184,11 @@ class DatabaseAugmentation(_Database):
             raise LookalikeError(f"dba: need k >= 1 and alpha >= 0, got k={k}, alpha={alpha}")
         self.k, self.alpha = k, alpha
 
-    def fit(self, database: np.ndarray, ids: np.ndarray | None = None, local: Any = None):
-        self._fit_database(database_augmentation(database, self.k, self.alpha), ids)
+    def fit(self, database: np.ndarray, ids: np.ndarray | None = None, local: Any = None, *,
+            augmented: np.ndarray | None = None):
+        """``augmented``: the augmented vectors computed before (a collection stores them)."""
+        self._fit_database(database_augmentation(database, self.k, self.alpha) if augmented is None else augmented,
+                           ids)
         return self
 
     @property
@@ -211,9 +214,11 @@ class Diffusion(_Database):
         self.k, self.kq, self.gamma, self.alpha = k, kq, gamma, alpha
         self.max_iter, self.truncate = max_iter, truncate
 
-    def fit(self, database: np.ndarray, ids: np.ndarray | None = None, local: Any = None):
+    def fit(self, database: np.ndarray, ids: np.ndarray | None = None, local: Any = None, *,
+            affinity: Any = None):
+        """``affinity``: the kNN graph of ``database`` computed before (a collection stores it)."""
         self._fit_database(database, ids)
-        self.affinity_ = graph.knn_graph(self.database_, self.k, self.gamma)
+        self.affinity_ = graph.knn_graph(self.database_, self.k, self.gamma) if affinity is None else affinity
         self.normalized_ = graph.normalize_graph(self.affinity_)
         return self
 
@@ -288,11 +293,14 @@ class Reranker:
         scores, ids = np.asarray(scores, dtype=np.float32), np.asarray(ids, dtype=np.int64)
         _check_ranking(queries, scores, ids)
         verified: list[np.ndarray] | None = None
+        self.inliers_: list[dict[int, int]] | None = None  # per query: candidate id -> inliers, once sv ran
         for step in self.steps:
             start = time.perf_counter()
             if isinstance(step, SpatialVerification):
                 scores, ids, inliers = step(queries, scores, ids, local=local, return_inliers=True)
                 verified = [row[counts >= step.min_inliers] for row, counts in zip(ids, inliers)]
+                self.inliers_ = [dict(zip(row[:step.top].tolist(), counts[:step.top].tolist()))
+                                 for row, counts in zip(ids, inliers)]
             else:
                 scores, ids = step(queries, scores, ids, local=local, verified=verified)
                 if verified is not None:
