@@ -186,3 +186,15 @@ def _cli(*args):
 
 def test_hit_defaults_keep_old_callers_working():
     assert Hit(1, "x.jpg", 0.5, 3).inliers is None
+
+
+def test_verification_after_expansion_reads_the_candidates_it_brought_in(verified):
+    from lookalike.pipelines.collection_rerank import CollectionReranker
+
+    with Collection.open(verified / "c") as c:
+        ids, _ = c.metadata.vectors()
+        candidates = CollectionReranker(c, "qe,sv").local
+        candidates.fetch(ids[:2])  # the first ranking's
+        np.testing.assert_array_equal(candidates[int(ids[5])].keypoints, c.local_features([ids[5]])[0].keypoints)
+        hits = search_image(c, verified / "query.jpg", k=3, rerank="qe,sv", options={"qe_k": 1})
+    assert _names(hits)[0] == "chelsea.jpg" and hits[0].inliers >= 40

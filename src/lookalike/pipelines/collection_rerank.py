@@ -40,7 +40,7 @@ class CollectionReranker:
     """
 
     def __init__(self, collection: Collection, rerank: str, **options: Any) -> None:
-        from lookalike.rerank.steps import DatabaseAugmentation, Diffusion, Reranker, parse_steps
+        from lookalike.rerank.steps import DatabaseAugmentation, Diffusion, Reranker, SpatialVerification, parse_steps
 
         self.collection = collection
         has_local = "local_features" in collection.manifest
@@ -49,7 +49,7 @@ class CollectionReranker:
             raise LookalikeError(f"--rerank sv needs local features, and {collection.path} was created without "
                                  f"them: re-create it with `lookalike index ... --local-features sift`")
         self.reranker = Reranker(parse_steps(rerank, local_features=has_local, **options))
-        self.top = max([getattr(s, "top", 0) for s in self.reranker.steps] + [options.get("rerank_top") or 100])
+        self.top = next((s.top for s in self.reranker.steps if isinstance(s, SpatialVerification)), 0)
         self.local = _Candidates(collection)
         ids = database = None
         if any(not s.needs_local for s in self.reranker.steps):
@@ -78,7 +78,7 @@ class CollectionReranker:
                  ) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
         """Re-rank one query's ranking ``scores, ids (1, K)``; also return ``{id: inliers}`` of the
         candidates spatial verification looked at (empty without ``sv``)."""
-        if self.reranker.needs_local:
+        if self.top:
             self.local.fetch(ids[0, : self.top])
         scores, ids = self.reranker(vector[None], scores, ids, local=[local])
         return scores, ids, (self.reranker.inliers_ or [{}])[0]
@@ -87,14 +87,14 @@ class CollectionReranker:
 def prepare(collection: Collection, rerank: str, **options: Any) -> list[str]:
     """Compute and store the state the steps of ``rerank`` need (``lookalike rerank-prepare``);
     return the names of the files that are now up to date."""
-    steps = CollectionReranker(collection, rerank, **options).steps
-    return [STATE_FILES[name] for name, step in zip([n.strip() for n in rerank.split(",") if n.strip()], steps)
-            if name in STATE_FILES]
+    CollectionReranker(collection, rerank, **options)
+    return [STATE_FILES[name.strip()] for name in rerank.split(",") if name.strip() in STATE_FILES]
 
 
 class _Candidates:
     """Local features by id, for spatial verification: those of one query's candidates, read in
-    one SQLite query before the step runs."""
+    one SQLite query before the steps run (a candidate that an earlier step brought in is read
+    when asked for)."""
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
@@ -108,7 +108,9 @@ class _Candidates:
         self.seconds += time.perf_counter() - start
 
     def __getitem__(self, ident: int):
-        features = self.features.get(ident)
+        if ident not in self.features:
+            self.features[ident] = self.collection.local_features([ident])[0]
+        features = self.features[ident]
         if features is None:
             raise LookalikeError(f"{self.collection.path}: image {ident} has no stored local features; "
                                  f"`lookalike update` the collection, or re-create it with --local-features")
