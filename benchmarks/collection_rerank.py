@@ -28,6 +28,7 @@ from lookalike.io.images import load_image
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.indexing import index_paths
 from lookalike.pipelines.searching import Searcher
+from lookalike.sampling import evenly_spaced
 
 
 def index(folder: Path, images: list[Path], descriptor, local) -> dict:
@@ -78,14 +79,17 @@ def queries(folder: Path, paths: list[Path], top: int) -> dict:
         searcher(paths[0], 10), plain(paths[0], 10)  # warm up: imports, first reads
         searcher.steps.local.seconds = searcher.steps.reranker.seconds["SpatialVerification"] = 0.0
         totals, plain_totals = [], []
+        cpu = time.process_time()
         for path in paths:
             start = time.perf_counter()
             searcher(path, 10)
             totals.append(time.perf_counter() - start)
+        cpu, plain_cpu = time.process_time() - cpu, time.process_time()
         for path in paths:
             start = time.perf_counter()
             plain(path, 10)
             plain_totals.append(time.perf_counter() - start)
+        plain_cpu = time.process_time() - plain_cpu
         loading, verifying = searcher.steps.local.seconds, searcher.steps.reranker.seconds["SpatialVerification"]
         matching = ransac = 0.0
         extractor = collection.local_extractor
@@ -103,6 +107,7 @@ def queries(folder: Path, paths: list[Path], top: int) -> dict:
     n = len(paths)
     share = matching / (matching + ransac)
     return {"total": sum(totals) / n, "median": statistics.median(totals), "plain": sum(plain_totals) / n,
+            "cpu": cpu / n, "plain_cpu": plain_cpu / n,
             "loading": loading / n, "matching": verifying * share / n, "ransac": verifying * (1 - share) / n}
 
 
@@ -126,12 +131,14 @@ def main() -> None:
     parser.add_argument("-s", "--set", action="append", default=["max_side=512"], help="descriptor option")
     parser.add_argument("--local", default="none,sift,delf")
     parser.add_argument("--top", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=50, help="landmark queries timed (evenly spaced)")
     args = parser.parse_args()
 
     descriptor = create(args.descriptor)
     descriptor = create(args.descriptor, **parse_overrides(type(descriptor.config), args.set))
     protocol = load_protocol(args.data / "landmarks" / "full.json")
     images, query_paths = [Path(p) for p in protocol.database_paths()], [Path(p) for p in protocol.query_paths()]
+    query_paths = evenly_spaced(query_paths, args.queries)
     print(f"{len(images)} images, {len(query_paths)} queries, {descriptor.name} {args.set}, --rerank-top {args.top}\n")
     print("| local features | keypoints / image | bytes / image (SQLite blobs) | metadata.sqlite | index wall time "
           "| of which SQLite writes | PCA training |")
@@ -146,14 +153,15 @@ def main() -> None:
               f"| {result['training']:.1f} s |", flush=True)
         if local is not None:
             built.append(name)
-    print("\n| local features | ms / query, --rerank sv | median | global only | reading features | matching "
-          "| RANSAC | rest (decode, describe query, global search) | `lookalike search` command, sv / plain |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| local features | ms / query, --rerank sv | median | CPU ms / query | global only (CPU) | reading features "
+          "| matching | RANSAC | rest (decode, describe query, global search) | `lookalike search` command, sv / plain |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in built:
         t = queries(args.work / name, query_paths, args.top)
         rest = t["total"] - t["loading"] - t["matching"] - t["ransac"]
         shell = command(args.work / name, query_paths[0], True), command(args.work / name, query_paths[0], False)
-        print(f"| {name} | {1e3 * t['total']:.0f} | {1e3 * t['median']:.0f} | {1e3 * t['plain']:.0f} "
+        print(f"| {name} | {1e3 * t['total']:.0f} | {1e3 * t['median']:.0f} | {1e3 * t['cpu']:.0f} "
+              f"| {1e3 * t['plain']:.0f} ({1e3 * t['plain_cpu']:.0f}) "
               + " | ".join(f"{1e3 * v:.0f} ({100 * v / t['total']:.0f} %)" for v in
                            (t["loading"], t["matching"], t["ransac"], rest)).join(("| ", " |"))
               + f" {shell[0]:.2f} s / {shell[1]:.2f} s |", flush=True)

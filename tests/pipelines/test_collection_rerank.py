@@ -125,6 +125,8 @@ def test_dba_and_diffusion_state_is_stored_reused_and_rebuilt_when_the_collectio
         dba, graph = _state(path / "dba.npz"), _state(path / "diffusion.npz")
         assert int(dba["generation"]) == int(graph["generation"]) == generation
         np.testing.assert_allclose(dba["vectors"], database_augmentation(vectors, 3, 0.0), atol=1e-6)
+        qe = searcher.steps.steps[1]
+        np.testing.assert_array_equal(qe.database_, dba["vectors"])  # QE after DBA expands from augmented vectors
         expected = knn_graph(dba["vectors"], 4, 3.0)
         np.testing.assert_array_equal(graph["indptr"], expected.indptr)
         np.testing.assert_allclose(graph["data"], expected.data, rtol=1e-6)
