@@ -153,8 +153,9 @@ def main() -> None:
               f"| {result['training']:.1f} s |", flush=True)
         if local is not None:
             built.append(name)
-    print("\n| local features | ms / query, --rerank sv | median | CPU ms / query | global only (CPU) | reading features "
-          "| matching | RANSAC | rest (decode, describe query, global search) | `lookalike search` command, sv / plain |")
+    print("\n| local features | ms / query, --rerank sv | median | CPU ms / query | global only (CPU) "
+          "| reading features | matching | RANSAC | rest (decode, describe query, global search) "
+          "| `lookalike search` command, sv / plain |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in built:
         t = queries(args.work / name, query_paths, args.top)
