@@ -2,8 +2,10 @@
 diffusion and their best combination, over the best global descriptor of each dataset.
 
     python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, ~15 min
-    python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # minutes
-    python benchmarks/reranking.py scaling                                        # diffusion, DBA at 1k-100k
+    python benchmarks/reranking.py tune --data ../shared/data --cache CACHE       # on eth80/instance-train
+    python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # every benchmark
+    python benchmarks/reranking.py scaling --cache CACHE                          # diffusion, DBA at 1k-100k
+    python benchmarks/reranking.py report --cache CACHE                           # markdown tables
 
 ``features`` describes every image once and keeps the global vectors and local features in
 CACHE (npz files), so that ``table`` only re-ranks. Global descriptors, the best measured in
@@ -353,16 +355,59 @@ def scaling(args) -> None:
     (args.cache / "scaling.json").write_text(json.dumps(rows, indent=1))
 
 
+COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
+
+
+def report(args) -> None:
+    """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
+    results = json.loads((args.cache / "table.json").read_text())
+    params = json.loads((args.cache / "tuned.json").read_text())
+    best = params["best_combination"]
+    print("| benchmark | " + " | ".join(COLUMNS) + f" | best: {best} | best on this data |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    rows = []
+    for label, result in results.items():
+        columns = result["columns"]
+        sv_ms = {kind: result["sv_timing"][kind]["ms_per_query"] for kind in ("sift", "delf")}
+        ms = {name: c["ms"] for name, c in columns.items()}
+        ms["+SV (SIFT)"], ms["+SV (DELF)"] = sv_ms["sift"], sv_ms["delf"]
+        for name in columns:
+            if name.startswith("SV "):
+                ms[name] = columns[name]["ms"] + sv_ms[params["best_local"]]
+
+        def cell(name):
+            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] else "")
+        top = max((n for n in columns), key=lambda n: columns[n]["map"])
+        rows.append(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in COLUMNS)
+                    + f" | {cell(best)} | {cell(top)}: {top} |")
+        if "copydays" in label:
+            attacks = sorted(columns["global"]["per_attack"])
+            for attack in attacks:
+                values = [columns[n]["per_attack"][attack] for n in (*COLUMNS, best)]
+                top_attack = max(columns, key=lambda n: columns[n]["per_attack"][attack])
+                rows.append(f"| copydays {attack} | " + " | ".join(f"{v:.3f}" for v in values)
+                            + f" | {columns[top_attack]['per_attack'][attack]:.3f}: {top_attack} |")
+    print("\n".join(rows))
+    print()
+    print("| benchmark | local features | ms/query for 100 candidates | share matching | keypoints/image |")
+    print("|---|---|---|---|---|")
+    for label, result in results.items():
+        for kind, t in result["sv_timing"].items():
+            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} |")
+    print()
+    print(json.dumps(params))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["features", "table", "tune", "scaling"])
+    parser.add_argument("command", choices=["features", "tune", "table", "scaling", "report"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("bench-output/rerank-cache"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--dim", type=int, default=128, help="scaling: vector dimension")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    {"features": features, "tune": tune, "table": table, "scaling": scaling}[args.command](args)
+    {"features": features, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":
