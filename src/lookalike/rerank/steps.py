@@ -294,10 +294,14 @@ class Reranker:
                 scores, ids, inliers = step(queries, scores, ids, local=local, return_inliers=True)
                 verified = [row[counts >= step.min_inliers] for row, counts in zip(ids, inliers)]
             else:
+                before = scores, ids
                 scores, ids = step(queries, scores, ids, local=local, verified=verified)
                 if verified is not None:
                     for q, chosen in enumerate(verified):
-                        head_scores = np.full(len(chosen), np.inf, np.float32)  # verified: certain
+                        # each keeps the score the step gave it, or the one it had
+                        known = dict(zip(before[1][q].tolist(), before[0][q].tolist()))
+                        known.update(zip(ids[q].tolist(), scores[q].tolist()))
+                        head_scores = np.array([known[i] for i in chosen.tolist()], np.float32)
                         scores[q], ids[q] = _merge(chosen, head_scores, scores[q], ids[q])
             self.seconds[type(step).__name__] += time.perf_counter() - start
         return scores, ids
