@@ -90,5 +90,11 @@ def diffuse_truncated(affinity: sparse.spmatrix, rows: np.ndarray, y: np.ndarray
     the affinity ``W`` is cut to those rows and columns and normalised again. ``y (m,)`` is the
     query vector on those rows; returns ``f (m,)``. ``affinity`` itself is not modified."""
     rows = np.asarray(rows, dtype=np.int64)
-    sub = sparse.csr_matrix(affinity)[rows][:, rows]
+    band = sparse.csr_matrix(affinity)[rows]  # row slicing is cheap; scipy's column indexing is not
+    position = np.full(affinity.shape[1], -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    columns = position[band.indices]
+    keep = columns >= 0
+    row_of_entry = np.repeat(np.arange(len(rows)), np.diff(band.indptr))
+    sub = sparse.csr_matrix((band.data[keep], (row_of_entry[keep], columns[keep])), shape=(len(rows), len(rows)))
     return diffuse(normalize_graph(sub), y, alpha=alpha, max_iter=max_iter, tol=tol)
