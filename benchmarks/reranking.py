@@ -112,8 +112,8 @@ BENCHMARKS = {"eth80/instance": ("eth80", "instance.json"), "eth80/instance-test
 TUNE = ("eth80", "instance-train.json")
 TOP = 100  # candidates verified per query
 #: fewer on copydays: 2,300 queries x 100 pairs did not fit the session on a shared machine
-#: (its copy is in cnn-fc's top 20 for 98.8% of the queries)
-TOP_OF = {"copydays": 20}
+#: (its copy is in cnn-fc's top 10 for 98.3% of the queries)
+TOP_OF = {"copydays": 10}
 
 
 class Benchmark:
@@ -129,6 +129,10 @@ class Benchmark:
             self.descriptor = json.loads(str(stored["spec"]))
         self.database = vectors[[row[n] for n in self.protocol.imlist]]
         self.queries = vectors[[row[n] for n in self.protocol.qimlist]]
+
+    def has(self, kind: str) -> bool:
+        """Whether the local features ``kind`` were extracted for this dataset."""
+        return (self.cache / f"{self.dataset}-{kind}.npz").is_file()
 
     def local(self, kind: str) -> tuple[list[LocalFeatures], list[LocalFeatures]]:
         features = load_local(self.cache / f"{self.dataset}-{kind}.npz")
@@ -244,7 +248,7 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
         return parse_steps("diffusion", diffusion_k=params["diffusion_k"], kq=params["kq"],
                            diffusion_alpha=params["diffusion_alpha"])[0]
 
-    return {
+    columns = {
         "global": [], "+SV (SIFT)": [sv("sift")], "+SV (DELF)": [sv("delf")], "+AQE": [qe()],
         "+alpha-QE": [alpha_qe()], "+DBA+QE": dba_qe(), "+diffusion": [diffusion()],
         "SV + alpha-QE": [sv(params["best_local"]), alpha_qe()],
@@ -255,6 +259,9 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
         "SV + DBA + diffusion": [sv(params["best_local"]),
                                  *parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
     }
+    if not bench.has("delf"):
+        del columns["+SV (DELF)"]
+    return columns
 
 
 COMBINATIONS = ("SV + alpha-QE", "SV + verified QE", "SV + DBA+QE", "SV + diffusion", "DBA+QE + diffusion",
@@ -267,7 +274,7 @@ def tune(args) -> None:
     found: dict = {}
 
     def best(label, candidates):
-        scores = {value: run_chain(bench, make(value))[0]["map"] for value, make in candidates.items()}
+        scores = {value: run_chain(bench, make())[0]["map"] for value, make in candidates.items()}
         print(f"{label}: " + ", ".join(f"{v}: {m:.4f}" for v, m in scores.items()), flush=True)
         return max(scores, key=scores.get), scores
 
@@ -275,7 +282,7 @@ def tune(args) -> None:
     for kind in ("sift", "delf"):
         ids, inliers = inlier_table(bench, kind)
         found[f"min_inliers_{kind}"], _ = best(f"sv {kind} min_inliers", {
-            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24)})
+            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24, 32, 64, 128)})
     found["qe_k"], _ = best("AQE k", {k: (lambda k=k: parse_steps("qe", qe_k=k)) for k in (1, 2, 3, 5, 10, 20)})
     found["aqe_k"], _ = best("alpha-QE k", {
         k: (lambda k=k: parse_steps("qe", qe_k=k, alpha=3.0)) for k in (2, 5, 10, 20, 40)})
@@ -339,7 +346,8 @@ def table(args) -> None:
                 "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
             print(f"{label} {column}: {result['map']:.4f} ({ms:.1f} ms/query)", flush=True)
         results[label]["oracle"] = oracle(bench, params)
-        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")}
+        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")
+                                       if bench.has(kind)}
         print(label, results[label]["sv_timing"], flush=True)
     out = args.cache / "table.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
@@ -401,14 +409,18 @@ def report(args) -> None:
     rows = []
     for label, result in results.items():
         columns = result["columns"]
-        sv_ms = {kind: result["sv_timing"][kind]["ms_per_query"] for kind in ("sift", "delf")}
+        sv_ms = {kind: t["ms_per_query"] for kind, t in result["sv_timing"].items()}
         ms = {name: c["ms"] for name, c in columns.items()}
-        ms["+SV (SIFT)"], ms["+SV (DELF)"] = sv_ms["sift"], sv_ms["delf"]
+        for kind, name in (("sift", "+SV (SIFT)"), ("delf", "+SV (DELF)")):
+            if kind in sv_ms:
+                ms[name] = sv_ms[kind]
         for name in columns:
             if name.startswith("SV "):
                 ms[name] = columns[name]["ms"] + sv_ms[params["best_local"]]
 
         def cell(name):
+            if name not in columns:
+                return "not measured"
             return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] else "")
         top = max((n for n in columns), key=lambda n: columns[n]["map"])
         rows.append(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in COLUMNS)
@@ -416,9 +428,9 @@ def report(args) -> None:
         if "copydays" in label:
             attacks = sorted(columns["global"]["per_attack"])
             for attack in attacks:
-                values = [columns[n]["per_attack"][attack] for n in (*COLUMNS, best)]
+                values = [f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-" for n in (*COLUMNS, best)]
                 top_attack = max(columns, key=lambda n: columns[n]["per_attack"][attack])
-                rows.append(f"| copydays {attack} | " + " | ".join(f"{v:.3f}" for v in values)
+                rows.append(f"| copydays {attack} | " + " | ".join(values)
                             + f" | {columns[top_attack]['per_attack'][attack]:.3f}: {top_attack} |")
     print("\n".join(rows))
     print()
