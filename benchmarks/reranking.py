@@ -33,7 +33,7 @@ from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import describe_protocol
 from lookalike.pipelines.reranking import describe_local, rerank_rankings, search_all, train_local
 from lookalike.pipelines.training import train_whitening
-from lookalike.rerank.steps import SpatialVerification, parse_steps
+from lookalike.rerank.steps import QueryExpansion, SpatialVerification, parse_steps
 
 PROTOCOLS = {"eth80": "instance.json", "landmarks": "full.json", "copydays": "full.json"}
 #: dataset whose database images teach DELF's PCA (and landmarks' whitening)
@@ -235,8 +235,8 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
     def sv(kind):
         return CachedVerification(*inlier_table(bench, kind), min_inliers=params[f"min_inliers_{kind}"])
 
-    def qe(**extra):
-        return parse_steps("qe", qe_k=params["qe_k"], **extra)[0]
+    def qe(verified_only=False):
+        return QueryExpansion(params["qe_k"], verified_only=verified_only)
 
     def alpha_qe():
         return parse_steps("qe", qe_k=params["aqe_k"], alpha=3.0)[0]
@@ -252,7 +252,7 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
         "global": [], "+SV (SIFT)": [sv("sift")], "+SV (DELF)": [sv("delf")], "+AQE": [qe()],
         "+alpha-QE": [alpha_qe()], "+DBA+QE": dba_qe(), "+diffusion": [diffusion()],
         "SV + alpha-QE": [sv(params["best_local"]), alpha_qe()],
-        "SV + verified QE": [sv(params["best_local"]), qe(qe_verified=True)],
+        "SV + verified QE": [sv(params["best_local"]), qe(verified_only=True)],
         "SV + DBA+QE": [sv(params["best_local"]), *dba_qe()],
         "SV + diffusion": [sv(params["best_local"]), diffusion()],
         "DBA+QE + diffusion": [*parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
