@@ -47,8 +47,10 @@ def normalize_graph(affinity: sparse.spmatrix) -> sparse.csr_matrix:
     affinity = sparse.csr_matrix(affinity, dtype=np.float32)
     degree = np.asarray(affinity.sum(axis=1)).ravel()
     inverse_root = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-30)), 0.0).astype(np.float32)
-    scale = sparse.diags(inverse_root)
-    return (scale @ affinity @ scale).tocsr()
+    rows = np.repeat(np.arange(affinity.shape[0]), np.diff(affinity.indptr))
+    # scale the stored values in place of two sparse products (which would sort and copy twice)
+    values = affinity.data * inverse_root[rows] * inverse_root[affinity.indices]
+    return sparse.csr_matrix((values, affinity.indices, affinity.indptr), shape=affinity.shape)
 
 
 def query_vector(similarities: np.ndarray, rows: np.ndarray, n: int, gamma: float = 3.0) -> np.ndarray:
@@ -96,5 +98,6 @@ def diffuse_truncated(affinity: sparse.spmatrix, rows: np.ndarray, y: np.ndarray
     columns = position[band.indices]
     keep = columns >= 0
     row_of_entry = np.repeat(np.arange(len(rows)), np.diff(band.indptr))
-    sub = sparse.csr_matrix((band.data[keep], (row_of_entry[keep], columns[keep])), shape=(len(rows), len(rows)))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of_entry[keep], minlength=len(rows)))])
+    sub = sparse.csr_matrix((band.data[keep], columns[keep], indptr), shape=(len(rows), len(rows)))
     return diffuse(normalize_graph(sub), y, alpha=alpha, max_iter=max_iter, tol=tol)

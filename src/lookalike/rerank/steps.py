@@ -227,12 +227,13 @@ class Diffusion(_Database):
             if self.truncate:
                 # the truncated graph: the query's head, plus its kq seeds wherever they rank
                 head = self.rows_of(ids[q, : self.truncate])
-                head = np.array(list(dict.fromkeys([*head[head >= 0], *near_rows[q][near_rows[q] >= 0]])))
-                position = {row: i for i, row in enumerate(head)}
+                seeds = near_rows[q] >= 0
+                head = np.concatenate([head[head >= 0], near_rows[q][seeds]])
+                head = head[np.sort(np.unique(head, return_index=True)[1])]  # first occurrences, in order
+                order = np.argsort(head)
                 y = np.zeros(len(head), np.float32)
-                for s, row in zip(near_scores[q], near_rows[q]):
-                    if row >= 0:
-                        y[position[row]] = max(s, 0.0) ** self.gamma
+                y[order[np.searchsorted(head, near_rows[q][seeds], sorter=order)]] = np.power(
+                    np.maximum(near_scores[q][seeds], 0.0), self.gamma)
                 f = graph.diffuse_truncated(self.affinity_, head, y, alpha=self.alpha, max_iter=self.max_iter)
                 ranked = self.ids_[head[np.argsort(-f, kind="stable")]]
                 values = np.sort(f)[::-1]
