@@ -2,8 +2,10 @@
 diffusion and their best combination, over the best global descriptor of each dataset.
 
     python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, ~15 min
-    python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # minutes
-    python benchmarks/reranking.py scaling                                        # diffusion, DBA at 1k-100k
+    python benchmarks/reranking.py tune --data ../shared/data --cache CACHE       # on eth80/instance-train
+    python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # every benchmark
+    python benchmarks/reranking.py scaling --cache CACHE                          # diffusion, DBA at 1k-100k
+    python benchmarks/reranking.py report --cache CACHE                           # markdown tables
 
 ``features`` describes every image once and keeps the global vectors and local features in
 CACHE (npz files), so that ``table`` only re-ranks. Global descriptors, the best measured in
@@ -31,7 +33,7 @@ from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import describe_protocol
 from lookalike.pipelines.reranking import describe_local, rerank_rankings, search_all, train_local
 from lookalike.pipelines.training import train_whitening
-from lookalike.rerank.steps import SpatialVerification, parse_steps
+from lookalike.rerank.steps import QueryExpansion, SpatialVerification, parse_steps
 
 PROTOCOLS = {"eth80": "instance.json", "landmarks": "full.json", "copydays": "full.json"}
 #: dataset whose database images teach DELF's PCA (and landmarks' whitening)
@@ -109,6 +111,9 @@ BENCHMARKS = {"eth80/instance": ("eth80", "instance.json"), "eth80/instance-test
               "landmarks/full": ("landmarks", "full.json"), "copydays/full": ("copydays", "full.json")}
 TUNE = ("eth80", "instance-train.json")
 TOP = 100  # candidates verified per query
+#: fewer on copydays: 2,300 queries x 100 pairs did not fit the session on a shared machine
+#: (its copy is in cnn-fc's top 10 for 98.3% of the queries)
+TOP_OF = {"copydays": 10}
 
 
 class Benchmark:
@@ -125,6 +130,10 @@ class Benchmark:
         self.database = vectors[[row[n] for n in self.protocol.imlist]]
         self.queries = vectors[[row[n] for n in self.protocol.qimlist]]
 
+    def has(self, kind: str) -> bool:
+        """Whether the local features ``kind`` were extracted for this dataset."""
+        return (self.cache / f"{self.dataset}-{kind}.npz").is_file()
+
     def local(self, kind: str) -> tuple[list[LocalFeatures], list[LocalFeatures]]:
         features = load_local(self.cache / f"{self.dataset}-{kind}.npz")
         return [features[n] for n in self.protocol.imlist], [features[n] for n in self.protocol.qimlist]
@@ -137,8 +146,9 @@ _worker: dict = {}
 
 
 def _init_verifier(cache: str, dataset: str, imlist: list[str], qimlist: list[str], kind: str, options: dict):
+    top = TOP_OF.get(dataset, TOP)
     features = load_local(Path(cache) / f"{dataset}-{kind}.npz")
-    _worker["step"] = SpatialVerification(TOP, **options).fit(local=[features[n] for n in imlist])
+    _worker["step"] = SpatialVerification(top, **options).fit(local=[features[n] for n in imlist])
     _worker["queries"] = [features[n] for n in qimlist]
 
 
@@ -157,7 +167,7 @@ def inlier_table(bench: Benchmark, kind: str, workers: int = 2, **options) -> tu
     if out.is_file():
         with np.load(out) as stored:
             return stored["ids"], stored["inliers"]
-    ids = bench.ranking()[1][:, :TOP]
+    ids = bench.ranking()[1][:, :TOP_OF.get(bench.dataset, TOP)]
     chunks = [(rows, ids[rows]) for rows in np.array_split(np.arange(len(ids)), 8 * workers)]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(
@@ -176,14 +186,14 @@ class CachedVerification(SpatialVerification):
     needs_local = False
 
     def __init__(self, ids: np.ndarray, inliers: np.ndarray, min_inliers: int) -> None:
-        super().__init__(TOP, min_inliers=min_inliers)
+        super().__init__(ids.shape[1], min_inliers=min_inliers)
         self.table = [dict(zip(row_ids.tolist(), row.tolist())) for row_ids, row in zip(ids, inliers)]
 
     def fit(self, database=None, ids=None, local=None):
         return self
 
     def verify(self, local, ids):
-        top = min(TOP, ids.shape[1])
+        top = min(self.top, ids.shape[1])
         return np.array([[table.get(int(i), 0) for i in row[:top]] for table, row in zip(self.table, ids)])
 
 
@@ -195,7 +205,7 @@ def run_chain(bench: Benchmark, steps: list) -> tuple[dict, float]:
     return evaluate_rankings(ids, bench.protocol), timing["ms_per_query"]
 
 
-def time_verification(bench: Benchmark, kind: str, queries: int = 10) -> dict:
+def time_verification(bench: Benchmark, kind: str, queries: int = 3) -> dict:
     """Real spatial verification of the top ``TOP`` for the first ``queries`` queries: ms per query,
     and the share of it spent matching against RANSAC (timed apart on the same pairs)."""
     from lookalike.rerank.spatial import estimate_geometry, match_features
@@ -225,8 +235,8 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
     def sv(kind):
         return CachedVerification(*inlier_table(bench, kind), min_inliers=params[f"min_inliers_{kind}"])
 
-    def qe(**extra):
-        return parse_steps("qe", qe_k=params["qe_k"], **extra)[0]
+    def qe(verified_only=False):
+        return QueryExpansion(params["qe_k"], verified_only=verified_only)
 
     def alpha_qe():
         return parse_steps("qe", qe_k=params["aqe_k"], alpha=3.0)[0]
@@ -235,19 +245,23 @@ def chains(bench: Benchmark, params: dict) -> dict[str, list]:
         return parse_steps("dba,qe", dba_k=params["dba_k"], dba_alpha=3.0, qe_k=params["dba_qe_k"], alpha=3.0)
 
     def diffusion():
-        return parse_steps("diffusion", diffusion_k=params["diffusion_k"], kq=params["kq"])[0]
+        return parse_steps("diffusion", diffusion_k=params["diffusion_k"], kq=params["kq"],
+                           diffusion_alpha=params["diffusion_alpha"])[0]
 
-    return {
+    columns = {
         "global": [], "+SV (SIFT)": [sv("sift")], "+SV (DELF)": [sv("delf")], "+AQE": [qe()],
         "+alpha-QE": [alpha_qe()], "+DBA+QE": dba_qe(), "+diffusion": [diffusion()],
         "SV + alpha-QE": [sv(params["best_local"]), alpha_qe()],
-        "SV + verified QE": [sv(params["best_local"]), qe(qe_verified=True)],
+        "SV + verified QE": [sv(params["best_local"]), qe(verified_only=True)],
         "SV + DBA+QE": [sv(params["best_local"]), *dba_qe()],
         "SV + diffusion": [sv(params["best_local"]), diffusion()],
         "DBA+QE + diffusion": [*parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
         "SV + DBA + diffusion": [sv(params["best_local"]),
                                  *parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
     }
+    if not bench.has("delf"):
+        del columns["+SV (DELF)"]
+    return columns
 
 
 COMBINATIONS = ("SV + alpha-QE", "SV + verified QE", "SV + DBA+QE", "SV + diffusion", "DBA+QE + diffusion",
@@ -260,7 +274,7 @@ def tune(args) -> None:
     found: dict = {}
 
     def best(label, candidates):
-        scores = {value: run_chain(bench, make(value))[0]["map"] for value, make in candidates.items()}
+        scores = {value: run_chain(bench, make())[0]["map"] for value, make in candidates.items()}
         print(f"{label}: " + ", ".join(f"{v}: {m:.4f}" for v, m in scores.items()), flush=True)
         return max(scores, key=scores.get), scores
 
@@ -268,7 +282,7 @@ def tune(args) -> None:
     for kind in ("sift", "delf"):
         ids, inliers = inlier_table(bench, kind)
         found[f"min_inliers_{kind}"], _ = best(f"sv {kind} min_inliers", {
-            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24)})
+            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24, 32, 64, 128)})
     found["qe_k"], _ = best("AQE k", {k: (lambda k=k: parse_steps("qe", qe_k=k)) for k in (1, 2, 3, 5, 10, 20)})
     found["aqe_k"], _ = best("alpha-QE k", {
         k: (lambda k=k: parse_steps("qe", qe_k=k, alpha=3.0)) for k in (2, 5, 10, 20, 40)})
@@ -276,10 +290,10 @@ def tune(args) -> None:
         (d, q): (lambda d=d, q=q: parse_steps("dba,qe", dba_k=d, dba_alpha=3.0, qe_k=q, alpha=3.0))
         for d in (2, 3, 5, 10) for q in (1, 2, 5, 10)})
     found["dba_k"], found["dba_qe_k"] = pairs
-    pairs, _ = best("diffusion k, kq", {
-        (k, kq): (lambda k=k, kq=kq: parse_steps("diffusion", diffusion_k=k, kq=kq))
-        for k in (10, 20, 50) for kq in (3, 5, 10)})
-    found["diffusion_k"], found["kq"] = pairs
+    triples, _ = best("diffusion k, alpha, kq", {
+        (k, a, kq): (lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq))
+        for k in (5, 10, 20, 50) for a in (0.5, 0.9, 0.99) for kq in (1, 5)})
+    found["diffusion_k"], found["diffusion_alpha"], found["kq"] = triples
     sv_maps = {kind: run_chain(bench, [CachedVerification(*inlier_table(bench, kind), found[f"min_inliers_{kind}"])])
                [0]["map"] for kind in ("sift", "delf")}
     found["best_local"] = max(sv_maps, key=sv_maps.get)
@@ -288,6 +302,32 @@ def tune(args) -> None:
                                                         for name in COMBINATIONS})
     print(json.dumps(found))
     (args.cache / "tuned.json").write_text(json.dumps(found))
+
+
+def oracle(bench: Benchmark, params: dict) -> dict:
+    """The best of a small grid of chains and parameters chosen on this benchmark itself: an
+    optimistic bound that shows how much tuning on the test data would add (not a fair result)."""
+    grid = {}
+    for m in (8, 12, 16, 24):
+        grid[f"SV {params['best_local']} min_inliers={m}"] = lambda m=m: [
+            CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m)]
+    for k in (10, 20):
+        for a in (0.5, 0.9):
+            for kq in (1, 3):
+                name = f"diffusion k={k} alpha={a} kq={kq}"
+                grid[name] = lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)
+                for m in (12, 16):
+                    grid[f"SV {params['best_local']} min_inliers={m} + {name}"] = lambda k=k, a=a, kq=kq, m=m: [
+                        CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m),
+                        *parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)]
+    results = {}
+    for name, make in grid.items():
+        result, ms = run_chain(bench, make())
+        results[name] = {"map": result["map"], "ms": ms,
+                         "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
+    best = max(results, key=lambda n: results[n]["map"])
+    print(f"{bench.label} oracle: {best} {results[best]['map']:.4f}", flush=True)
+    return {"best": best, **results[best]}
 
 
 def table(args) -> None:
@@ -305,7 +345,9 @@ def table(args) -> None:
                 "map": result["map"], "ms": ms,
                 "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
             print(f"{label} {column}: {result['map']:.4f} ({ms:.1f} ms/query)", flush=True)
-        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")}
+        results[label]["oracle"] = oracle(bench, params)
+        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")
+                                       if bench.has(kind)}
         print(label, results[label]["sv_timing"], flush=True)
     out = args.cache / "table.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
@@ -339,13 +381,14 @@ def scaling(args) -> None:
         start = time.perf_counter()
         dba = DatabaseAugmentation(2, alpha=3.0).fit(database)
         dba_fit = time.perf_counter() - start
-        for label, step, truncate in (("diffusion", full, 0), ("diffusion truncated 2000", full, 2000),
-                                      ("alpha-QE k=2", QueryExpansion(2, alpha=3.0).fit(database), 0),
-                                      ("DBA search", dba, 0)):
+        # QE and DBA re-rank what a search returns (100); diffusion the top few thousand
+        for label, step, truncate, top in (
+                ("diffusion", full, 0, k), ("diffusion truncated 2000", full, 2000, k),
+                ("alpha-QE k=2", QueryExpansion(2, alpha=3.0).fit(database), 0, 100), ("DBA search", dba, 0, 100)):
             step.truncate = truncate  # a call-time parameter: the fitted graph is the same
             start = time.perf_counter()
             for q in range(len(queries)):
-                step(queries[q:q + 1], scores[q:q + 1], ids[q:q + 1])
+                step(queries[q:q + 1], scores[q:q + 1, :top], ids[q:q + 1, :top])
             timings[label] = 1000 * (time.perf_counter() - start) / len(queries)
         rows.append({"n": n, "graph_build_s": build, "graph_mb": graph_bytes / 1e6,
                      "edges_per_node": full.affinity_.nnz / n, "dba_fit_s": dba_fit, **timings})
@@ -353,16 +396,63 @@ def scaling(args) -> None:
     (args.cache / "scaling.json").write_text(json.dumps(rows, indent=1))
 
 
+COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
+
+
+def report(args) -> None:
+    """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
+    results = json.loads((args.cache / "table.json").read_text())
+    params = json.loads((args.cache / "tuned.json").read_text())
+    best = params["best_combination"]
+    print("| benchmark | " + " | ".join(COLUMNS) + f" | best: {best} | best on this data |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    rows = []
+    for label, result in results.items():
+        columns = result["columns"]
+        sv_ms = {kind: t["ms_per_query"] for kind, t in result["sv_timing"].items()}
+        ms = {name: c["ms"] for name, c in columns.items()}
+        for kind, name in (("sift", "+SV (SIFT)"), ("delf", "+SV (DELF)")):
+            if kind in sv_ms:
+                ms[name] = sv_ms[kind]
+        for name in columns:
+            if name.startswith("SV "):
+                ms[name] = columns[name]["ms"] + sv_ms[params["best_local"]]
+
+        def cell(name):
+            if name not in columns:
+                return "not measured"
+            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] else "")
+        top = max((n for n in columns), key=lambda n: columns[n]["map"])
+        rows.append(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in COLUMNS)
+                    + f" | {cell(best)} | {cell(top)}: {top} |")
+        if "copydays" in label:
+            attacks = sorted(columns["global"]["per_attack"])
+            for attack in attacks:
+                values = [f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-" for n in (*COLUMNS, best)]
+                top_attack = max(columns, key=lambda n: columns[n]["per_attack"][attack])
+                rows.append(f"| copydays {attack} | " + " | ".join(values)
+                            + f" | {columns[top_attack]['per_attack'][attack]:.3f}: {top_attack} |")
+    print("\n".join(rows))
+    print()
+    print("| benchmark | local features | ms/query for 100 candidates | share matching | keypoints/image |")
+    print("|---|---|---|---|---|")
+    for label, result in results.items():
+        for kind, t in result["sv_timing"].items():
+            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} |")
+    print()
+    print(json.dumps(params))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["features", "table", "tune", "scaling"])
+    parser.add_argument("command", choices=["features", "tune", "table", "scaling", "report"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("bench-output/rerank-cache"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--dim", type=int, default=128, help="scaling: vector dimension")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    {"features": features, "tune": tune, "table": table, "scaling": scaling}[args.command](args)
+    {"features": features, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

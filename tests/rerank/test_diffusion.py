@@ -80,3 +80,16 @@ def test_diffusion_is_inductive_and_checks_its_input():
     assert sorted(first[1][0]) == list(range(len(x)))
     with pytest.raises(LookalikeError, match="0 < alpha < 1"):
         diffuse(step.normalized_, np.ones(len(x)), alpha=1.0)
+
+
+def test_truncated_step_over_the_whole_database_ranks_like_the_full_one():
+    from lookalike.rerank.steps import Diffusion
+
+    x, queries = _vectors(), _vectors(4, seed=2)
+    step = Diffusion(k=8, kq=3).fit(x)
+    scores, ids = step.index_.search(queries, len(x))
+    full = step(queries, scores, ids)[1]
+    step.truncate = len(x)
+    truncated = step(queries, scores, ids)[1]
+    reached = (full[:, :10] == truncated[:, :10]).mean()
+    assert reached == 1.0

@@ -47,8 +47,10 @@ def normalize_graph(affinity: sparse.spmatrix) -> sparse.csr_matrix:
     affinity = sparse.csr_matrix(affinity, dtype=np.float32)
     degree = np.asarray(affinity.sum(axis=1)).ravel()
     inverse_root = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-30)), 0.0).astype(np.float32)
-    scale = sparse.diags(inverse_root)
-    return (scale @ affinity @ scale).tocsr()
+    rows = np.repeat(np.arange(affinity.shape[0]), np.diff(affinity.indptr))
+    # scale the stored values in place of two sparse products (which would sort and copy twice)
+    values = affinity.data * inverse_root[rows] * inverse_root[affinity.indices]
+    return sparse.csr_matrix((values, affinity.indices, affinity.indptr), shape=affinity.shape)
 
 
 def query_vector(similarities: np.ndarray, rows: np.ndarray, n: int, gamma: float = 3.0) -> np.ndarray:
@@ -90,5 +92,12 @@ def diffuse_truncated(affinity: sparse.spmatrix, rows: np.ndarray, y: np.ndarray
     the affinity ``W`` is cut to those rows and columns and normalised again. ``y (m,)`` is the
     query vector on those rows; returns ``f (m,)``. ``affinity`` itself is not modified."""
     rows = np.asarray(rows, dtype=np.int64)
-    sub = sparse.csr_matrix(affinity)[rows][:, rows]
+    band = sparse.csr_matrix(affinity)[rows]  # row slicing is cheap; scipy's column indexing is not
+    position = np.full(affinity.shape[1], -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    columns = position[band.indices]
+    keep = columns >= 0
+    row_of_entry = np.repeat(np.arange(len(rows)), np.diff(band.indptr))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of_entry[keep], minlength=len(rows)))])
+    sub = sparse.csr_matrix((band.data[keep], columns[keep], indptr), shape=(len(rows), len(rows)))
     return diffuse(normalize_graph(sub), y, alpha=alpha, max_iter=max_iter, tol=tol)

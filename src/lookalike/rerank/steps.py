@@ -232,12 +232,13 @@ class Diffusion(_Database):
             if self.truncate:
                 # the truncated graph: the query's head, plus its kq seeds wherever they rank
                 head = self.rows_of(ids[q, : self.truncate])
-                head = np.array(list(dict.fromkeys([*head[head >= 0], *near_rows[q][near_rows[q] >= 0]])))
-                position = {row: i for i, row in enumerate(head)}
+                seeds = near_rows[q] >= 0
+                head = np.concatenate([head[head >= 0], near_rows[q][seeds]])
+                head = head[np.sort(np.unique(head, return_index=True)[1])]  # first occurrences, in order
+                order = np.argsort(head)
                 y = np.zeros(len(head), np.float32)
-                for s, row in zip(near_scores[q], near_rows[q]):
-                    if row >= 0:
-                        y[position[row]] = max(s, 0.0) ** self.gamma
+                y[order[np.searchsorted(head, near_rows[q][seeds], sorter=order)]] = np.power(
+                    np.maximum(near_scores[q][seeds], 0.0), self.gamma)
                 f = graph.diffuse_truncated(self.affinity_, head, y, alpha=self.alpha, max_iter=self.max_iter)
                 ranked = self.ids_[head[np.argsort(-f, kind="stable")]]
                 values = np.sort(f)[::-1]
@@ -302,10 +303,14 @@ class Reranker:
                 self.inliers_ = [dict(zip(row[:step.top].tolist(), counts[:step.top].tolist()))
                                  for row, counts in zip(ids, inliers)]
             else:
+                before = scores, ids
                 scores, ids = step(queries, scores, ids, local=local, verified=verified)
                 if verified is not None:
                     for q, chosen in enumerate(verified):
-                        head_scores = np.full(len(chosen), np.inf, np.float32)  # verified: certain
+                        # each keeps the score the step gave it, or the one it had
+                        known = dict(zip(before[1][q].tolist(), before[0][q].tolist()))
+                        known.update(zip(ids[q].tolist(), scores[q].tolist()))
+                        head_scores = np.array([known[i] for i in chosen.tolist()], np.float32)
                         scores[q], ids[q] = _merge(chosen, head_scores, scores[q], ids[q])
             self.seconds[type(step).__name__] += time.perf_counter() - start
         return scores, ids
