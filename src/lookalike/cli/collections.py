@@ -176,8 +176,6 @@ def search(
 
       lookalike search q.jpg -c photos.lookalike --rerank sv,qe --html results.html
     """
-    import math
-
     from lookalike.index import Collection
     from lookalike.pipelines.searching import Searcher
 
@@ -193,7 +191,7 @@ def search(
             searches.append((str(query), hits))
             if as_json:
                 typer.echo(json.dumps({"query": str(query), "results": [
-                    {"rank": h.rank, "path": h.path, "score": h.score if math.isfinite(h.score) else None,
+                    {"rank": h.rank, "path": h.path, "score": h.score,
                      **({"inliers": h.inliers} if h.inliers is not None else {})} for h in hits]}))
             else:
                 typer.echo(f"{query}:")

@@ -35,7 +35,7 @@ class InlierMatches(NamedTuple):
 class Hit:
     rank: int
     path: str
-    score: float  # global similarity, or what the last re-ranking step scored (inf: spatially verified)
+    score: float  # global similarity, or what the last re-ranking step scored
     id: int
     inliers: int | None = None  # RANSAC inliers, for the candidates spatial verification looked at
     matches: InlierMatches | None = None  # with ``matches=True``, for verified results
