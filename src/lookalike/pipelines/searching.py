@@ -19,8 +19,6 @@ from lookalike.index.collection import Collection
 from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
 from lookalike.pipelines.extract import decode_side, describe_pixels
 
-RERANKERS = ("emd", "sv", "qe", "dba", "diffusion")
-
 
 class InlierMatches(NamedTuple):
     """The matches that one transform explains, between a query and a verified result."""
