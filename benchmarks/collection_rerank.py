@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("-d", "--descriptor", default="gem")
     parser.add_argument("-s", "--set", action="append", default=["max_side=512"], help="descriptor option")
     parser.add_argument("--local", default="none,sift,delf")
+    parser.add_argument("--local-set", action="append", default=[], help="local-feature option, e.g. max_keypoints=500")
     parser.add_argument("--top", type=int, default=100)
     parser.add_argument("--queries", type=int, default=50, help="landmark queries timed (evenly spaced)")
     args = parser.parse_args()
@@ -146,6 +147,8 @@ def main() -> None:
     built = []
     for name in args.local.split(","):
         local = None if name == "none" else create_local(name)
+        if local is not None and args.local_set:
+            local = create_local(name, **parse_overrides(type(local.config), args.local_set))
         result = index(args.work / name, images, descriptor, local)
         stored = result["info"].get("local_features", {})
         print(f"| {name} | {stored.get('keypoints_per_image', 0):.0f} | {stored.get('bytes_per_image', 0):,.0f} "
