@@ -47,6 +47,8 @@ def evaluate(
     qe_verified: Annotated[Optional[bool], typer.Option(
         "--qe-verified", help="qe: expand with spatially verified images only (after sv).")] = None,
     dba_k: Annotated[Optional[int], typer.Option(help="dba: neighbours, the vector itself included [2].")] = None,
+    diffusion_k: Annotated[Optional[int], typer.Option(help="diffusion: neighbours in the kNN graph [50].")] = None,
+    diffusion_alpha: Annotated[Optional[float], typer.Option(help="diffusion: alpha in (0, 1) [0.99].")] = None,
     kq: Annotated[Optional[int], typer.Option(help="diffusion: database items seeding a query [10].")] = None,
     truncate: Annotated[Optional[int], typer.Option(
         help="diffusion: only over each query's top N (0 = the whole database) [0].")] = None,
@@ -71,7 +73,8 @@ def evaluate(
 
         steps = parse_steps(rerank, local_features=local_features is not None, rerank_top=rerank_top,
                             min_inliers=min_inliers, sv_model=sv_model, qe_k=qe_k, alpha=alpha,
-                            qe_verified=qe_verified, dba_k=dba_k, kq=kq, truncate=truncate)
+                            qe_verified=qe_verified, dba_k=dba_k, diffusion_k=diffusion_k,
+                            diffusion_alpha=diffusion_alpha, kq=kq, truncate=truncate)
     if local_features:
         from lookalike.descriptors import parse_overrides
         from lookalike.descriptors.local.registry import local_class
