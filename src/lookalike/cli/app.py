@@ -46,6 +46,8 @@ Alpha = Annotated[Optional[float], typer.Option(help="qe: weights similarity^alp
 QeVerified = Annotated[Optional[bool], typer.Option(
     "--qe-verified", help="qe: expand with spatially verified images only (after sv).")]
 DbaK = Annotated[Optional[int], typer.Option(help="dba: neighbours, the vector itself included [2].")]
+DiffusionK = Annotated[Optional[int], typer.Option(help="diffusion: neighbours in the kNN graph [50].")]
+DiffusionAlpha = Annotated[Optional[float], typer.Option(help="diffusion: alpha in (0, 1) [0.99].")]
 Kq = Annotated[Optional[int], typer.Option(help="diffusion: database items seeding a query [10].")]
 Truncate = Annotated[Optional[int], typer.Option(
     help="diffusion: only over each query's top N (0 = the whole database) [0].")]

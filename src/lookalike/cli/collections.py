@@ -12,6 +12,8 @@ from lookalike.cli.app import (
     Alpha,
     Collection_,
     DbaK,
+    DiffusionAlpha,
+    DiffusionK,
     Kq,
     MaxPixels,
     MinInliers,
@@ -162,6 +164,8 @@ def search(
     alpha: Alpha = None,
     qe_verified: QeVerified = None,
     dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
+    diffusion_alpha: DiffusionAlpha = None,
     kq: Kq = None,
     truncate: Truncate = None,
     nprobe: Annotated[Optional[int], typer.Option(
@@ -182,7 +186,8 @@ def search(
     searches = []
     with Collection.open(collection) as store:
         options = {"min_inliers": min_inliers, "sv_model": sv_model, "qe_k": qe_k, "alpha": alpha,
-                   "qe_verified": qe_verified, "dba_k": dba_k, "kq": kq, "truncate": truncate}
+                   "qe_verified": qe_verified, "dba_k": dba_k, "diffusion_k": diffusion_k,
+                   "diffusion_alpha": diffusion_alpha, "kq": kq, "truncate": truncate}
         searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top or 100, max_pixels=max_pixels,
                             matches=html is not None, options=options, nprobe=nprobe, efSearch=ef_search,
                             k_factor=k_factor)
@@ -210,6 +215,7 @@ def rerank_prepare(
     collection: Annotated[Path, typer.Argument(help="Collection folder.")],
     rerank: Annotated[str, typer.Option(help="The steps that will be used, e.g. dba,qe,diffusion.")] = "dba,diffusion",
     dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
 ) -> None:
     """Compute what dba and diffusion keep with a collection (the augmented vectors, the kNN graph)
     ahead of the first search that needs them; they are recomputed after the collection changes."""
@@ -217,7 +223,7 @@ def rerank_prepare(
     from lookalike.pipelines.collection_rerank import prepare
 
     with Collection.open(collection, writable=True) as store:
-        files = prepare(store, rerank, dba_k=dba_k)
+        files = prepare(store, rerank, dba_k=dba_k, diffusion_k=diffusion_k)
     typer.echo(f"{collection}: " + (", ".join(files) + " up to date" if files else "nothing to prepare for "
                                     f"--rerank {rerank} (only dba and diffusion keep state)"))
 

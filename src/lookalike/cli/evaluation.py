@@ -11,6 +11,8 @@ import typer
 from lookalike.cli.app import (
     Alpha,
     DbaK,
+    DiffusionAlpha,
+    DiffusionK,
     Kq,
     MaxPixels,
     MinInliers,
@@ -55,6 +57,8 @@ def evaluate(
     alpha: Alpha = None,
     qe_verified: QeVerified = None,
     dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
+    diffusion_alpha: DiffusionAlpha = None,
     kq: Kq = None,
     truncate: Truncate = None,
     workers: Workers = None,
@@ -78,7 +82,8 @@ def evaluate(
 
         steps = parse_steps(rerank, local_features=local_features is not None, rerank_top=rerank_top,
                             min_inliers=min_inliers, sv_model=sv_model, qe_k=qe_k, alpha=alpha,
-                            qe_verified=qe_verified, dba_k=dba_k, kq=kq, truncate=truncate)
+                            qe_verified=qe_verified, dba_k=dba_k, diffusion_k=diffusion_k,
+                            diffusion_alpha=diffusion_alpha, kq=kq, truncate=truncate)
     if local_features:
         from lookalike.descriptors import parse_overrides
         from lookalike.descriptors.local.registry import local_class
