@@ -9,9 +9,20 @@ from typing import Annotated, Optional
 import typer
 
 from lookalike.cli.app import (
+    Alpha,
     Collection_,
+    DbaK,
+    DiffusionAlpha,
+    DiffusionK,
+    Kq,
     MaxPixels,
+    MinInliers,
+    QeK,
+    QeVerified,
+    RerankTop,
     Settings,
+    SvModel,
+    Truncate,
     Workers,
     app,
     check_output,
@@ -70,6 +81,11 @@ def index(
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address for --engine ray, e.g. "
                                                    "ray://head:10001 [default: a local cluster].")] = None,
     joint: Joint = None,
+    local_features: Annotated[Optional[str], typer.Option(
+        help="Also store every image's local features (sift or delf) in a new collection, for "
+        "`search --rerank sv`.")] = None,
+    local_set: Annotated[Optional[list[str]], typer.Option(
+        help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -86,7 +102,7 @@ def index(
         if settings and not descriptor:
             raise LookalikeError("--set needs --descriptor, to check them against the collection's")
         wanted = descriptor_from_options(descriptor, settings) if settings else descriptor
-        store = Collection.open(collection, descriptor=wanted, writable=True)
+        store = Collection.open(collection, descriptor=wanted, writable=True, local_features=local_features)
         if index_structure and index_structure != store.factory:
             store.close()
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
@@ -105,9 +121,28 @@ def index(
             typer.echo(f"{wanted.name} needs a vocabulary: learning it from the images to index", err=True)
             wanted, _ = train_descriptor(wanted, find_images(paths), collection / "vocabulary.npz",
                                          workers=workers, max_pixels=max_pixels)
-        store = Collection.create(collection, wanted, index=index_structure)
+        local = _local_extractor(local_features, local_set, paths, collection, workers=workers,
+                                 max_pixels=max_pixels) if local_features else None
+        store = Collection.create(collection, wanted, index=index_structure, local_features=local)
     _index_and_report(store, paths, joint, workers=workers, batch_size=batch_size, max_pixels=max_pixels,
                       engine=engine, address=address)
+
+
+def _local_extractor(name: str, settings: list[str] | None, paths: list[Path], collection: Path, **options):
+    """The local-feature extractor of a new collection; one that learns (DELF's PCA) learns from
+    the images to index, into the collection folder."""
+    from lookalike.descriptors import parse_overrides
+    from lookalike.descriptors.local.registry import local_class
+
+    cls = local_class(name)
+    local = cls(**parse_overrides(cls.Config, settings or []))
+    if not local.trained:
+        from lookalike.io.files import find_images
+        from lookalike.pipelines.reranking import train_local
+
+        typer.echo(f"{local.name} needs a PCA: learning it from the images to index", err=True)
+        local = train_local(local, find_images(paths), collection / f"{local.name}-pca.npz", **options)
+    return local
 
 
 @app.command()
@@ -153,8 +188,21 @@ def search(
     text_weight: Annotated[float, typer.Option(help="Weight of --text against a query image.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per query, one per line.")] = False,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML page of the results.")] = None,
-    rerank: Annotated[Optional[str], typer.Option(help="Re-rank the short list: 'emd' (color-hist only).")] = None,
-    shortlist: Annotated[int, typer.Option(min=1, help="Candidates re-ranked with --rerank.")] = 100,
+    rerank: Annotated[Optional[str], typer.Option(help=(
+        "Re-rank the best --rerank-top: 'emd' (color-hist only), or steps applied in order among sv (spatial "
+        "verification; the collection needs --local-features), qe (query expansion), dba (database-side "
+        "augmentation), diffusion, e.g. sv,qe or dba,qe."))] = None,
+    rerank_top: RerankTop = None,
+    min_inliers: MinInliers = None,
+    sv_model: SvModel = None,
+    qe_k: QeK = None,
+    alpha: Alpha = None,
+    qe_verified: QeVerified = None,
+    dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
+    diffusion_alpha: DiffusionAlpha = None,
+    kq: Kq = None,
+    truncate: Truncate = None,
     nprobe: Annotated[Optional[int], typer.Option(
         min=1, help="IVF indexes: lists visited per query (more: better recall, slower) [default: 16].")] = None,
     ef_search: Annotated[Optional[int], typer.Option(
@@ -167,6 +215,8 @@ def search(
 
       lookalike search photo.jpg -c photos.lookalike
 
+      lookalike search q.jpg -c photos.lookalike --rerank sv,qe --html results.html
+
       lookalike search --text "two dogs playing in the snow" -c photos.lookalike
 
       lookalike search photo.jpg --text "at night" -c photos.lookalike
@@ -174,7 +224,7 @@ def search(
     A query that cannot be read is reported and the others are searched; the exit code is then 2.
     """
     from lookalike.index import Collection
-    from lookalike.pipelines.searching import search_image
+    from lookalike.pipelines.searching import Searcher
 
     if not queries and text is None:
         raise LookalikeError("give query images, --text, or both")
@@ -183,6 +233,13 @@ def search(
     check_output(html, "--html")
     searches, failed = [], []
     with Collection.open(collection) as store:
+        if text is None:
+            options = {"min_inliers": min_inliers, "sv_model": sv_model, "qe_k": qe_k, "alpha": alpha,
+                       "qe_verified": qe_verified, "dba_k": dba_k, "diffusion_k": diffusion_k,
+                       "diffusion_alpha": diffusion_alpha, "kq": kq, "truncate": truncate}
+            searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top or 100, max_pixels=max_pixels,
+                                matches=html is not None, options=options, nprobe=nprobe, efSearch=ef_search,
+                                k_factor=k_factor)
         for query in queries or [None]:
             try:
                 if text is not None:
@@ -192,8 +249,7 @@ def search(
                                         max_pixels=max_pixels)
                     query = f"{query} + {text!r}" if query is not None else repr(text)
                 else:
-                    hits = search_image(store, query, k=k, rerank=rerank, shortlist=shortlist,
-                                        max_pixels=max_pixels, nprobe=nprobe, efSearch=ef_search, k_factor=k_factor)
+                    hits = searcher(query, k)
             except ImageError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 failed.append(query)
@@ -201,11 +257,13 @@ def search(
             searches.append((str(query), hits))
             if as_json:
                 typer.echo(json.dumps({"query": str(query), "results": [
-                    {"rank": h.rank, "path": h.path, "score": h.score} for h in hits]}))
+                    {"rank": h.rank, "path": h.path, "score": h.score,
+                     **({"inliers": h.inliers} if h.inliers is not None else {})} for h in hits]}))
             else:
                 typer.echo(f"{query}:")
                 for h in hits:
-                    typer.echo(f"{h.rank:>4}  {h.score:9.4f}  {h.path}")
+                    inliers = "" if h.inliers is None else f"  {h.inliers:>4} inliers"
+                    typer.echo(f"{h.rank:>4}  {h.score:9.4f}{inliers}  {h.path}")
     if html is not None:
         from lookalike.results_page import render
 
@@ -214,6 +272,24 @@ def search(
         typer.echo(f"wrote {html}", err=True)
     if failed:
         raise typer.Exit(2)
+
+
+@app.command("rerank-prepare")
+def rerank_prepare(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    rerank: Annotated[str, typer.Option(help="The steps that will be used, e.g. dba,qe,diffusion.")] = "dba,diffusion",
+    dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
+) -> None:
+    """Compute what dba and diffusion keep with a collection (the augmented vectors, the kNN graph)
+    ahead of the first search that needs them; they are recomputed after the collection changes."""
+    from lookalike.index import Collection
+    from lookalike.pipelines.collection_rerank import prepare
+
+    with Collection.open(collection, writable=True) as store:
+        files = prepare(store, rerank, dba_k=dba_k, diffusion_k=diffusion_k)
+    typer.echo(f"{collection}: " + (", ".join(files) + " up to date" if files else "nothing to prepare for "
+                                    f"--rerank {rerank} (only dba and diffusion keep state)"))
 
 
 @app.command()

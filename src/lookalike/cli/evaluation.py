@@ -10,8 +10,19 @@ from typing import Annotated, Optional
 import typer
 
 from lookalike.cli.app import (
+    Alpha,
+    DbaK,
+    DiffusionAlpha,
+    DiffusionK,
+    Kq,
     MaxPixels,
+    MinInliers,
+    QeK,
+    QeVerified,
+    RerankTop,
     Settings,
+    SvModel,
+    Truncate,
     Workers,
     app,
     check_output,
@@ -33,10 +44,30 @@ def evaluate(
     train_images: Annotated[Optional[list[Path]], typer.Option(
         help="Images to learn a vocabulary from, for descriptors that need one and have none "
         "[default: the database images].")] = None,
+    rerank: Annotated[Optional[str], typer.Option(
+        help="Re-rank each ranking with these steps, in order: sv (spatial verification, needs "
+        "--local-features), dba, qe, diffusion; e.g. sv,dba,qe,diffusion.")] = None,
+    local_features: Annotated[Optional[str], typer.Option(
+        help="Local features for sv: sift or delf (delf learns its PCA from --train-images, "
+        "default the database images).")] = None,
+    local_set: Annotated[Optional[list[str]], typer.Option(
+        help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
+    rerank_top: RerankTop = None,
+    min_inliers: MinInliers = None,
+    sv_model: SvModel = None,
+    qe_k: QeK = None,
+    alpha: Alpha = None,
+    qe_verified: QeVerified = None,
+    dba_k: DbaK = None,
+    diffusion_k: DiffusionK = None,
+    diffusion_alpha: DiffusionAlpha = None,
+    kq: Kq = None,
+    truncate: Truncate = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Evaluate a descriptor on a benchmark protocol: mAP with junk removed, mP@k, mR@k, top-1."""
+    """Evaluate a descriptor on a benchmark protocol: mAP with junk removed, mP@k, mR@k, top-1;
+    optionally after re-ranking (--rerank)."""
     from lookalike.evaluate.report import format_summary, to_json
     from lookalike.io.protocol import load_protocol
     from lookalike.pipelines.evaluation import evaluate_descriptor
@@ -49,8 +80,23 @@ def evaluate(
         from lookalike.io.files import find_images
 
         train_paths = find_images(train_images)
+    steps, extractor = None, None
+    if rerank:
+        from lookalike.rerank.steps import parse_steps
+
+        steps = parse_steps(rerank, local_features=local_features is not None, rerank_top=rerank_top,
+                            min_inliers=min_inliers, sv_model=sv_model, qe_k=qe_k, alpha=alpha,
+                            qe_verified=qe_verified, dba_k=dba_k, diffusion_k=diffusion_k,
+                            diffusion_alpha=diffusion_alpha, kq=kq, truncate=truncate)
+    if local_features:
+        from lookalike.descriptors import parse_overrides
+        from lookalike.descriptors.local.registry import local_class
+
+        cls = local_class(local_features)
+        extractor = cls(**parse_overrides(cls.Config, local_set or []))
     result = evaluate_descriptor(parsed, descriptor_from_options(descriptor, settings), workers=workers,
-                                 max_pixels=max_pixels, train_paths=train_paths)
+                                 max_pixels=max_pixels, train_paths=train_paths, rerank=steps,
+                                 local_features=extractor)
     for line in result["skipped"]:
         typer.echo(f"skipped {line}", err=True)
     typer.echo(format_summary(result))

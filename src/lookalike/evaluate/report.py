@@ -16,6 +16,10 @@ def format_summary(result: dict[str, Any]) -> str:
         f"{result['ms_per_image']:.1f} ms/image)",
         _line("all", result),
     ]
+    rerank = result.get("rerank")
+    if rerank:
+        lines.append(f"re-ranked by {' + '.join(rerank['steps'])}: mAP {rerank['map_before']:.4f} -> "
+                     f"{result['map']:.4f}, {rerank['ms_per_query']:.1f} ms/query")
     for key in ("variants", "per_family", "per_attack"):
         for name, sub in result.get(key, {}).items():
             lines.append(_line(f"  {name}", sub))

@@ -5,7 +5,8 @@ Layout of ``DIR/``::
     manifest.json        format version, descriptor name and config, dimension, index structure,
                          library versions, and the sha256 of each kept file
     vocabulary.npz ...   files the descriptor depends on, copied in (:mod:`lookalike.index.bundle`)
-    metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth)
+    metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth);
+                         with --local-features, also each image's keypoints and descriptors
     index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
     trained.faiss        a structure that learns (IVF, PQ, PCA), trained and still empty
     lock                 held (flock) by the one process allowed to write
@@ -42,7 +43,7 @@ from lookalike import __version__
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import from_spec
 from lookalike.errors import CollectionError
-from lookalike.index import bundle, structures
+from lookalike.index import bundle, local_store, structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
 from lookalike.sampling import evenly_spaced
@@ -88,10 +89,12 @@ class Collection:
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str | None = None) -> Collection:
+    def create(cls, path: str | Path, descriptor: Descriptor, *, index: str | None = None,
+               local_features: Any = None) -> Collection:
         """Make a new, empty collection at ``path`` (a missing or empty folder) whose search
         structure is the faiss factory string ``index`` (default: exact, ``BFlat`` for a binary
-        descriptor)."""
+        descriptor); with ``local_features`` (an extractor from :func:`create_local`), every
+        image's local features are stored too."""
         path = Path(path)
         index = index or ("BFlat" if descriptor.binary else "Flat")
         if structures.is_binary(index) and not descriptor.binary:
@@ -101,7 +104,7 @@ class Collection:
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
         # what an interrupted creation leaves, and a vocabulary learned for this collection
-        leftovers = {MANIFEST + ".tmp", "vocabulary.npz", "vocabulary.npz.tmp"}
+        leftovers = {MANIFEST + ".tmp", "vocabulary.npz", "vocabulary.npz.tmp", *_local_files(local_features)}
         kept = type(descriptor).file_options  # copies an interrupted creation made, as <option>.<suffix>
         if path.exists() and (not path.is_dir() or any(
                 p.name not in leftovers and p.name.split(".")[0] not in kept for p in path.iterdir())):
@@ -109,6 +112,7 @@ class Collection:
         path.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
         spec = bundle.keep_descriptor_files(path, descriptor.spec(), type(descriptor).file_options, files)
+        local_spec = _keep_local_files(path, local_features, files)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -117,6 +121,7 @@ class Collection:
             "dim": descriptor.dim,
             "metric": "inner_product",
             "index": index,
+            **({"local_features": local_spec} if local_spec is not None else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
         }
@@ -125,13 +130,17 @@ class Collection:
 
     @classmethod
     def open(
-        cls, path: str | Path, *, descriptor: Descriptor | str | None = None, writable: bool = False
+        cls, path: str | Path, *, descriptor: Descriptor | str | None = None, writable: bool = False,
+        local_features: str | None = None,
     ) -> Collection:
-        """Open an existing collection, checking its format and, if given, its descriptor."""
+        """Open an existing collection, checking its format and, if given, its descriptor and the
+        name of its local features."""
         path = Path(path)
         manifest = _read_manifest(path)
         if descriptor is not None:
             _check_descriptor(path, manifest, descriptor)
+        if local_features is not None:
+            _check_local_features(path, manifest, local_features)
         return cls(path, manifest, writable)
 
     @classmethod
@@ -182,6 +191,20 @@ class Collection:
             self._parameters.update(changed)
         return flat.search(self._structure, x, k, self.dim)
 
+    @property
+    def local_extractor(self):
+        """The extractor of the local features stored with each image, or ``None``."""
+        spec = self.manifest.get("local_features")
+        if spec is None:
+            return None
+        from lookalike.descriptors.local.registry import local_from_spec
+
+        return local_from_spec(bundle.resolve_descriptor(self.path, spec, self.manifest[bundle.FILES]))
+
+    def local_features(self, ids: Iterable[int]) -> list:
+        """Stored ``LocalFeatures`` of ``ids`` (one SQLite query), ``None`` where an id has none."""
+        return local_store.load(self.metadata.db, ids)
+
     def lookup(self, ids: np.ndarray) -> list[dict | None]:
         """Metadata rows (id, path, sha256, bytes, width, height, added) for ``ids``."""
         return self.metadata.lookup(np.asarray(ids))
@@ -189,7 +212,7 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """What a user wants to know about the collection, as JSON-ready data."""
         index_files = list(self.path.glob("index-*.faiss"))
-        return {
+        details = {
             "path": str(self.path),
             "images": len(self),
             "descriptor": self.manifest["descriptor"],
@@ -206,6 +229,13 @@ class Collection:
             "files": self.manifest[bundle.FILES],
             **{key: self.manifest[key] for key in ("joint",) if key in self.manifest},
         }
+        if "local_features" in self.manifest:
+            stored = local_store.stats(self.metadata.db)
+            per_image = 1 / max(1, stored["images"])
+            details["local_features"] = {
+                "extractor": self.manifest["local_features"], "images": stored["images"],
+                "keypoints_per_image": stored["keypoints"] * per_image, "bytes_per_image": stored["bytes"] * per_image}
+        return details
 
     def _state(self) -> str:
         if self.factory == "Flat":
@@ -222,11 +252,15 @@ class Collection:
         """Add entries and remove paths in one atomic step; return the new ids."""
         self._require_writable()
         add = list(add)
+        keeps_local = "local_features" in self.manifest
         for e in add:
             if e.vector.shape != (self.dim,):
                 raise CollectionError(
                     f"{e.path}: vector of shape {e.vector.shape}, collection expects ({self.dim},)"
                 )
+            if (e.local is not None) != keeps_local:
+                raise CollectionError(f"{e.path}: local features {'missing' if keeps_local else 'given'}; "
+                                      f"this collection {'keeps' if keeps_local else 'keeps no'} local features")
         added, removed = self.metadata.write(add, remove_paths)
         rebuild = False
         if removed:
@@ -430,6 +464,39 @@ def _checksum(file: Path, digest: str) -> dict[str, str]:
     """The ``state`` entry that records the faiss file just written with sha256 ``digest``."""
     stat = file.stat()
     return {CHECKSUM + file.name: f"{digest} {stat.st_size} {stat.st_mtime_ns}"}
+
+
+#: options of local-feature extractors that name a learned file, copied into the collection
+LOCAL_FILE_OPTIONS = ("pca",)
+
+
+def _local_files(extractor: Any) -> dict[str, str]:
+    """``{name inside the collection: option}`` of the learned files ``extractor`` reads."""
+    if extractor is None:
+        return {}
+    config = extractor.spec()["config"]
+    return {f"{extractor.name}-{option}{Path(config[option]).suffix}": option
+            for option in LOCAL_FILE_OPTIONS if config.get(option)}
+
+
+def _keep_local_files(folder: Path, extractor: Any, files: dict[str, str]) -> dict | None:
+    """The extractor's spec with its learned files kept in ``folder`` (:func:`bundle.keep`; the
+    spec names them relative to it and ``files`` records their sha256)."""
+    if extractor is None:
+        return None
+    spec = extractor.spec()
+    config = dict(spec["config"])
+    for name, option in _local_files(extractor).items():
+        config[option] = bundle.keep(folder, config[option], name, files)
+    return {**spec, "config": config}
+
+
+def _check_local_features(path: Path, manifest: dict[str, Any], name: str) -> None:
+    stored = manifest.get("local_features", {}).get("name")
+    if stored != name:
+        has = f"keeps {stored} local features" if stored else "was created without local features"
+        raise CollectionError(f"{path} {has}, not {name}; they cannot change after creation: index into a new "
+                              f"--collection with --local-features {name}")
 
 
 def _acquire_lock(path: Path):

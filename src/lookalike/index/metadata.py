@@ -20,10 +20,15 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lookalike.errors import CollectionError
+from lookalike.index import local_store
+
+if TYPE_CHECKING:
+    from lookalike.descriptors.local.sift import LocalFeatures
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -51,6 +56,7 @@ class Entry:
     width: int
     height: int
     vector: np.ndarray  # (D,) float32
+    local: LocalFeatures | None = None  # stored in the same transaction, in collections that keep them
 
 
 class Metadata:
@@ -70,7 +76,8 @@ class Metadata:
                 self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
-                self.db.executescript(SCHEMA)
+                self.db.execute("PRAGMA foreign_keys=ON")  # an image's local features are deleted with it
+                self.db.executescript(SCHEMA + local_store.SCHEMA)
             self.generation  # noqa: B018 - reads the schema: a damaged file fails here, in one line
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{path}: damaged database ({exc}); restore the collection from a backup "
@@ -138,6 +145,8 @@ class Metadata:
                     (_stored(e.path), e.sha256, e.bytes, e.width, e.height, now, blob),
                 )
                 added.append(cur.lastrowid)
+                if e.local is not None:
+                    local_store.insert(db, cur.lastrowid, e.local)
             db.execute("UPDATE state SET value = value + 1 WHERE key='generation'")
         return added, removed
 
@@ -191,6 +200,7 @@ class Metadata:
         ).fetchone()[0]
         if bad:
             problems.append(f"{bad} vectors do not have {self.dim} float32 values")
+        problems += local_store.check(self.db)
         return problems
 
     def _transaction(self):

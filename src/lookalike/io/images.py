@@ -91,9 +91,23 @@ def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) 
     if transposed:
         width, height = height, width
     rgb = _to_rgb(im)
-    if max_side is not None and max(rgb.size) > max_side:
-        rgb = rgb.resize(_scaled(rgb.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if max_side is not None:
+        rgb = _shrink(rgb, max_side)
     return DecodedImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), width, height)
+
+
+def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``pixels [H, W, 3]`` uint8 with the longer side shrunk to ``max_side`` as :func:`load_image`
+    does (unchanged when already small enough): for a second consumer of one decoded image."""
+    if max_side is None or max(pixels.shape[:2]) <= max_side:
+        return pixels
+    return np.ascontiguousarray(np.asarray(_shrink(Image.fromarray(pixels, "RGB"), max_side), dtype=np.uint8))
+
+
+def _shrink(im: Image.Image, max_side: int) -> Image.Image:
+    if max(im.size) <= max_side:
+        return im
+    return im.resize(_scaled(im.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:

@@ -76,15 +76,23 @@ def evaluate_descriptor(
     protocol: Protocol, descriptor: Descriptor, *, workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
     train_paths: list[Path] | None = None, vocabulary_dir: str | Path | None = None,
+    rerank: list | None = None, local_features=None,
 ) -> dict:
     """Describe, rank and score; the result of :func:`evaluate_rankings` plus timing and sizes.
 
     A descriptor that still needs a vocabulary is first trained on ``train_paths`` (default: the
     protocol's database images; unsupervised, no labels are used) and its model is saved in
     ``vocabulary_dir`` (default: a temporary folder, removed afterwards).
+
+    ``rerank``: steps of :mod:`lookalike.rerank.steps` (``parse_steps("sv,qe")``) applied to
+    each query's full ranking; ``local_features``: the
+    :class:`~lookalike.descriptors.local.registry.LocalExtractor` that spatial verification
+    needs (one that learns, DELF, is fitted on ``train_paths`` the same way). The result then
+    has a ``rerank`` entry with the steps' timings.
     """
+    rerank_with = (rerank, local_features, train_paths)
     if descriptor.trained:
-        return _evaluate_trained(protocol, descriptor, workers, max_pixels, progress, None)
+        return _evaluate_trained(protocol, descriptor, workers, max_pixels, progress, None, rerank_with)
     from lookalike.pipelines.training import train_descriptor
 
     with tempfile.TemporaryDirectory(prefix="lookalike-") as scratch:
@@ -93,16 +101,29 @@ def evaluate_descriptor(
             descriptor, list(train_paths or protocol.database_paths()),
             folder / f"{descriptor.name}-{protocol.name}.npz", workers=workers, max_pixels=max_pixels,
             progress=progress)
-        return _evaluate_trained(protocol, trained, workers, max_pixels, progress, training)
+        return _evaluate_trained(protocol, trained, workers, max_pixels, progress, training, rerank_with)
 
 
 def _evaluate_trained(protocol: Protocol, descriptor: Descriptor, workers: int | None, max_pixels: int,
-                      progress: bool, training: dict | None) -> dict:
+                      progress: bool, training: dict | None, rerank_with: tuple) -> dict:
     described = describe_protocol(protocol, descriptor, workers=workers, max_pixels=max_pixels,
                                   progress=progress)
     start = time.perf_counter()
     rankings = rank_all(described.database, described.queries, descriptor.sparse)
     search_seconds = time.perf_counter() - start
+    steps, extractor, train_paths = rerank_with
+    reranked = None
+    if steps:
+        from lookalike.pipelines.reranking import prepare_local, rerank_rankings
+
+        local, report = (None, None), {}
+        if any(step.needs_local for step in steps):
+            *local, report = prepare_local(protocol, extractor, train_paths=train_paths, workers=workers,
+                                           max_pixels=max_pixels, progress=progress)
+        before = evaluate_rankings(rankings, protocol)["map"]
+        rankings, timing = rerank_rankings(steps, described.database, described.queries,
+                                           database_local=local[0], query_local=local[1])
+        reranked = {"steps": [type(s).__name__ for s in steps], "map_before": before, **report, **timing}
     result = evaluate_rankings(rankings, protocol)
     result.update(
         protocol=protocol.name,
@@ -115,6 +136,7 @@ def _evaluate_trained(protocol: Protocol, descriptor: Descriptor, workers: int |
         search_seconds=search_seconds,
         skipped=[str(e) for e in described.skipped],
         training=training,
+        rerank=reranked,
         _rankings=rankings,
     )
     return result

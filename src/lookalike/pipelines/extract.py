@@ -11,6 +11,9 @@ Workers never re-run the caller's script: they are started with the ``__main__``
 works. A worker that cannot start is an error (:class:`WorkerError`), never an unreadable image,
 and a worker exits when its parent dies (``kill -9``), on Linux at once and elsewhere within a
 second.
+
+With a local-feature extractor, each image is decoded once, at the larger of the two sizes the
+descriptor and the extractor need, and shrunk in memory for the one that needs less.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -36,13 +39,14 @@ from tqdm import tqdm
 from lookalike.descriptors.base import Descriptor
 from lookalike.descriptors.registry import rebuild
 from lookalike.errors import ImageError, LookalikeError
-from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
+from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image, shrink
 
 
 class Described(NamedTuple):
     vector: np.ndarray  # (D,) float32, or what ``compute`` returned
     width: int
     height: int
+    local: Any = None  # LocalFeatures, when a local-feature extractor was given
 
 
 #: how many threads a worker process may use (a network's forward pass): its share of the cores
@@ -64,6 +68,7 @@ def extract(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: str | None = "describing",
     compute: Callable | None = None,
+    local: Any = None,
 ) -> Iterator[tuple[Path, Described | ImageError]]:
     """Yield ``(path, Described | ImageError)`` for each path, in the order given.
 
@@ -72,6 +77,8 @@ def extract(
         progress: label of the tqdm bar, or ``None`` for no bar.
         compute: what to compute instead of the descriptor's vector: a module-level function
             ``(descriptor, pixels) -> array`` (it must pickle by name into the workers).
+        local: a local-feature extractor (``create_local``): its features of the same decoded
+            image come back as ``Described.local``.
     """
     if workers is not None and workers < 1:
         raise LookalikeError(f"workers={workers} should be >= 1")
@@ -84,11 +91,11 @@ def extract(
     bar = tqdm(total=len(paths), desc=progress, unit="img", disable=True if progress is None else None, leave=False)
     try:
         if workers == 1:
-            _init(type(descriptor), descriptor.spec(), max_pixels, compute)
+            _init(type(descriptor), descriptor.spec(), max_pixels, compute, local_spec=_spec(local))
             results: Iterator = map(_describe, paths)
         else:
             threads = max(1, default_workers() // workers)
-            initargs = (type(descriptor), descriptor.spec(), max_pixels, compute, threads, os.getpid())
+            initargs = (type(descriptor), descriptor.spec(), max_pixels, compute, threads, os.getpid(), _spec(local))
             results = _in_processes(initargs, paths, workers)
         for path, result in zip(paths, results):
             bar.update()
@@ -185,8 +192,28 @@ def _defined_in_main(cls: type, compute: Callable | None) -> str | None:
 _worker: dict = {}
 
 
+def decode_side(descriptor: Descriptor, local: Any = None) -> int | None:
+    """The longer side to decode at for ``descriptor`` and, if given, a local-feature extractor."""
+    sides = [descriptor.max_side] + ([local.max_side] if local is not None else [])
+    return None if None in sides else max(sides)
+
+
+def describe_pixels(
+    pixels: np.ndarray, descriptor: Descriptor, local: Any = None, compute: Callable | None = None
+) -> tuple[Any, Any]:
+    """``(vector, local features or None)`` of one image decoded at :func:`decode_side`, each
+    computed on the image shrunk to the size it asks for."""
+    own = shrink(pixels, descriptor.max_side)
+    vector = descriptor(own) if compute is None else compute(descriptor, own)
+    return vector, None if local is None else local(shrink(pixels, local.max_side))
+
+
+def _spec(local: Any) -> dict | None:
+    return None if local is None else local.spec()
+
+
 def _init(cls: type[Descriptor], spec: dict, max_pixels: int, compute: Callable | None,
-          threads: int | None = None, parent: int | None = None) -> None:
+          threads: int | None = None, parent: int | None = None, local_spec: dict | None = None) -> None:
     """Set up this process to describe: in the caller's process, or in a worker (``parent`` set)."""
     if parent is not None:
         _exit_with_parent(parent)
@@ -195,7 +222,10 @@ def _init(cls: type[Descriptor], spec: dict, max_pixels: int, compute: Callable 
         _limit_threads(threads)
     _worker.update(max_pixels=max_pixels, compute=compute, error=None)
     try:
+        from lookalike.descriptors.local.registry import local_from_spec
+
         _worker["descriptor"] = rebuild(cls, spec)
+        _worker["local"] = None if local_spec is None else local_from_spec(local_spec)
     except Exception as exc:  # noqa: BLE001 - reported by the first task, see _describe
         if parent is None:
             raise
@@ -250,13 +280,13 @@ def _exit_with_parent(parent: int) -> None:
 def _describe(path: str | Path) -> Described | ImageError:
     _ready()
     descriptor: Descriptor = _worker["descriptor"]
+    local = _worker["local"]
     try:
-        decoded = load_image(path, max_side=descriptor.max_side, max_pixels=_worker["max_pixels"])
+        decoded = load_image(path, max_side=decode_side(descriptor, local), max_pixels=_worker["max_pixels"])
     except ImageError as exc:
         return exc
-    compute = _worker["compute"]
     try:
-        result = descriptor(decoded.pixels) if compute is None else compute(descriptor, decoded.pixels)
-        return Described(result, decoded.width, decoded.height)
+        vector, features = describe_pixels(decoded.pixels, descriptor, local, _worker["compute"])
+        return Described(vector, decoded.width, decoded.height, features)
     except Exception as exc:  # noqa: BLE001 - one odd image must not stop a run of thousands
         return ImageError(path, "descriptor failed", f"{type(exc).__name__}: {exc}")

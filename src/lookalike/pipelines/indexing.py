@@ -70,7 +70,8 @@ def index_paths(
     is re-described and replaced. With ``prune``, stored images inside the given folders whose
     file is gone are removed (this is ``lookalike update``). Entries are committed every
     ``batch_size`` images, so an interrupted run keeps all committed batches. Files and folders
-    that cannot be used are reported in ``skipped`` with their reason.
+    that cannot be used are reported in ``skipped`` with their reason. A collection that keeps
+    local features gets them from the same decoding, in the same transactions.
 
     ``engine="ray"`` describes the images on the Ray cluster at ``address`` (None: a local one)
     instead of in local worker processes; the collection is written here either way.
@@ -120,13 +121,17 @@ def index_paths(
         batch.clear()
         replaced.clear()
 
+    local = collection.local_extractor
     if engine == "ray":
+        if local is not None:
+            raise LookalikeError("--engine ray does not extract local features yet; index this collection "
+                                 "with --engine local")
         from lookalike.scale.ray_extract import extract_ray
 
         results = extract_ray(collection.descriptor, [t[0] for t in todo], address=address, max_pixels=max_pixels)
     elif engine == "local":
-        results = extract(collection.descriptor, [t[0] for t in todo], workers=workers,
-                          max_pixels=max_pixels, progress="indexing" if progress else None)
+        results = extract(collection.descriptor, [t[0] for t in todo], workers=workers, max_pixels=max_pixels,
+                          progress="indexing" if progress else None, local=local)
     else:
         raise LookalikeError(f"unknown engine {engine!r}; choose local or ray")
     for (path, digest, size), (_, result) in zip(todo, results):
@@ -135,7 +140,7 @@ def index_paths(
             continue
         if str(path) in stored_by_path:
             replaced.append(str(path))
-        batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector))
+        batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector, result.local))
         if len(batch) >= batch_size:
             commit()
     if batch:

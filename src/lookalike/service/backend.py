@@ -88,7 +88,7 @@ class ServedCollection:
         """Results for an image file (an upload saved to a temporary file)."""
         reader = self._reader
         with self._parameters_guard(reader):
-            hits = search_image(reader, file, k=options.k, rerank=options.rerank, shortlist=options.shortlist,
+            hits = search_image(reader, file, k=options.k, rerank=options.rerank, rerank_top=options.shortlist,
                                 max_pixels=self.max_pixels, **_parameters(options))
         return _above(hits, options.threshold)
 

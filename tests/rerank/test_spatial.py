@@ -1,0 +1,106 @@
+"""Spatial verification: matching by hand, a known homography recovered from real SIFT, re-ordering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.errors import LookalikeError
+from lookalike.rerank.spatial import estimate_geometry, match_features, spatial_rerank, verify_pair
+
+cv2 = pytest.importorskip("cv2")
+skimage_data = pytest.importorskip("skimage.data")
+
+
+def test_mutual_keeps_only_reciprocal_pairs():
+    a = np.array([[0.0], [1.0], [5.0]], np.float32)
+    b = np.array([[0.1], [4.0]], np.float32)
+    # a0 <-> b0 mutual; a1 -> b0 but b0 prefers a0; a2 <-> b1 mutual
+    np.testing.assert_array_equal(match_features(a, b), [[0, 0], [2, 1]])
+
+
+def test_ratio_test_by_hand():
+    a = np.array([[0.0], [5.0], [10.0]], np.float32)
+    b = np.array([[0.5], [1.5], [9.0], [20.0]], np.float32)
+    # a0: 0.5 vs 1.5 -> ratio 0.33 kept; a1: b1 at 3.5 vs b2 at 4.0 -> 0.875 dropped; a2: 1.0 vs 8.5 kept
+    np.testing.assert_array_equal(match_features(a, b, method="ratio", ratio=0.8), [[0, 0], [2, 2]])
+    np.testing.assert_array_equal(match_features(a, b, method="ratio", ratio=0.9), [[0, 0], [1, 1], [2, 2]])
+
+
+@pytest.mark.parametrize("unit", [True, False])
+def test_matching_equals_brute_force_distances(unit):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(70, 16)).astype(np.float32), rng.normal(size=(90, 16)).astype(np.float32)
+    if unit:  # the fast path for normalised descriptors
+        a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    d = np.sqrt(((a[:, None].astype(np.float64) - b[None]) ** 2).sum(-1))
+    forward, backward = d.argmin(1), d.argmin(0)
+    mutual = [[i, j] for i, j in enumerate(forward) if backward[j] == i]
+    np.testing.assert_array_equal(match_features(a, b), mutual)
+    two = np.sort(d, axis=1)[:, :2]
+    ratio = [[i, forward[i]] for i in range(len(a)) if two[i, 0] < 0.8 * two[i, 1]]
+    np.testing.assert_array_equal(match_features(a, b, method="ratio"), ratio)
+
+
+def test_matching_degenerate_inputs_and_errors():
+    assert match_features(np.zeros((0, 8)), np.ones((3, 8))).shape == (0, 2)
+    assert match_features(np.ones((3, 8)), np.ones((1, 8)), method="ratio").shape == (0, 2)
+    with pytest.raises(LookalikeError, match="unknown matching"):
+        match_features(np.ones((2, 4)), np.ones((2, 4)), method="nearest")
+    with pytest.raises(LookalikeError, match=r"\(Na, D\)"):
+        match_features(np.ones((2, 4)), np.ones((2, 5)))
+
+
+def test_affine_from_points_with_outliers():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 500, (60, 2)).astype(np.float32)
+    truth = np.array([[0.9, -0.2, 30], [0.25, 1.1, -12]])
+    b = a @ truth[:, :2].T + truth[:, 2]
+    b[:15] = rng.uniform(0, 500, (15, 2))  # outliers
+    transform, mask = estimate_geometry(a, b, model="affine", threshold=2.0)
+    np.testing.assert_allclose(transform, truth, atol=1e-3)
+    assert mask[15:].all() and not mask[:15].any()
+    assert estimate_geometry(a[:2], b[:2])[0] is None
+
+
+def _warp(image, homography):
+    h, w = image.shape[:2]
+    return cv2.warpPerspective(image, homography, (w, h), flags=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("model", ["homography", "affine"])
+def test_known_homography_is_recovered_from_real_sift(model):
+    from lookalike.descriptors.local.registry import create_local
+
+    photo = skimage_data.astronaut()  # 512 x 512 RGB
+    if model == "homography":
+        truth = np.array([[0.9, 0.08, 30], [-0.05, 0.85, 40], [1e-4, -5e-5, 1.0]])
+    else:
+        truth = np.array([[0.8, -0.15, 60], [0.15, 0.8, 20], [0, 0, 1.0]])
+    warped = _warp(photo, truth)
+    sift = create_local("sift")
+    result = verify_pair(sift(photo), sift(warped), model=model, threshold=3.0)
+    assert result.inliers > 100 and result.inliers == result.mask.sum()
+    estimated = result.transform if model == "homography" else np.vstack([result.transform, [0, 0, 1]])
+    corners = np.array([[100, 100, 1], [400, 100, 1], [400, 400, 1], [100, 400, 1], [256, 256, 1]], float).T
+    projected, expected = estimated @ corners, truth @ corners
+    assert np.abs(projected[:2] / projected[2] - expected[:2] / expected[2]).max() < 2.0  # pixels
+
+
+def test_unrelated_images_are_not_verified():
+    from lookalike.descriptors.local.registry import create_local
+
+    sift = create_local("sift")
+    result = verify_pair(sift(skimage_data.astronaut()), sift(skimage_data.coffee()))
+    assert result.inliers < 8
+
+
+def test_spatial_rerank_puts_verified_first_and_keeps_the_rest_in_order():
+    ids = np.array([10, 11, 12, 13, 14, 15])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    inliers = np.array([3, 40, 0, 40, 12, 100])
+    new_scores, new_ids = spatial_rerank(scores, ids, inliers, min_inliers=10)
+    np.testing.assert_array_equal(new_ids, [15, 11, 13, 14, 10, 12])  # 40-tie broken by global score
+    np.testing.assert_array_equal(new_scores, scores[[5, 1, 3, 4, 0, 2]])
+    with pytest.raises(LookalikeError, match="equal-length"):
+        spatial_rerank(scores, ids, inliers[:3])
