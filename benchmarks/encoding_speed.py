@@ -21,9 +21,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lookalike.descriptors.aggregate import (  # noqa: E402
-    GaussianMixture, KMeansVocabulary, fisher_encode, nearest_centers, vlad_encode)
 from tests.reference import vlfeat as vl  # noqa: E402
+
+from lookalike.descriptors.aggregate import (  # noqa: E402
+    GaussianMixture,
+    KMeansVocabulary,
+    fisher_encode,
+    nearest_centers,
+    vlad_encode,
+)
 
 
 def best_of(fn, repeats: int = 5) -> float:

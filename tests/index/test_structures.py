@@ -12,8 +12,7 @@ import pytest
 
 from lookalike.descriptors import create
 from lookalike.errors import LookalikeError
-from lookalike.index import Collection
-from lookalike.index import structures
+from lookalike.index import Collection, structures
 from lookalike.index.metadata import Entry
 
 DIM = create("edge-hist").dim  # 128
