@@ -1,7 +1,7 @@
 """Re-ranking on the shared benchmarks: spatial verification (SIFT, DELF), AQE, alpha-QE, DBA + QE,
 diffusion and their best combination, over the best global descriptor of each dataset.
 
-    python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, ~15 min
+    python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, the long part
     python benchmarks/reranking.py tune --data ../shared/data --cache CACHE       # on eth80/instance-train
     python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # every benchmark
     python benchmarks/reranking.py scaling --cache CACHE                          # diffusion, DBA at 1k-100k
