@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.descriptors.base import Descriptor
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.evaluate.metrics import evaluate_rankings
 from lookalike.index import vectors as flat
 from lookalike.io.images import DEFAULT_MAX_PIXELS
@@ -118,6 +118,9 @@ def _evaluate_trained(protocol: Protocol, descriptor: Descriptor, workers: int |
 
         local, report = (None, None), {}
         if any(step.needs_local for step in steps):
+            if extractor is None:
+                raise LookalikeError(
+                    "spatial verification needs local features: pass local_features=create_local('sift')")
             *local, report = prepare_local(protocol, extractor, train_paths=train_paths, workers=workers,
                                            max_pixels=max_pixels, progress=progress)
         before = evaluate_rankings(rankings, protocol)["map"]
