@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from lookalike.cli import collections, evaluation, training  # noqa: F401  (registers the commands)
+from lookalike.cli import collections, evaluation, finetune, training  # noqa: F401  (registers the commands)
 from lookalike.cli.app import app
 from lookalike.errors import LookalikeError
 
