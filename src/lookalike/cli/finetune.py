@@ -54,7 +54,8 @@ def finetune(
     import torch
 
     from lookalike.errors import LookalikeError
-    from lookalike.pipelines.finetuning import finetune as run, learn_whitening_from_labels
+    from lookalike.pipelines.finetuning import finetune as run
+    from lookalike.pipelines.finetuning import learn_whitening_from_labels
     from lookalike.train import FinetuneConfig
 
     if descriptor != "gem":
