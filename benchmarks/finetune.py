@@ -38,7 +38,6 @@ from lookalike.postprocess.learned_whitening import LearnedWhitening, matching_p
 from lookalike.postprocess.whitening import PCAWhitening
 from lookalike.train import FinetuneConfig, Finetuner
 from lookalike.train.data import read_labelled
-from lookalike.train.plot import plot_training
 
 RUNS = {  # name -> (loss, mining)
     "contrastive+mining": ("contrastive", True),
@@ -142,7 +141,8 @@ def cpu_speed(args) -> dict:
     row = report["history"][-1]
     speed = {"threads": torch.get_num_threads(), "resolution": args.resolution,
              "images_per_second": row["images_per_second"], "train_seconds": row["train_seconds"],
-             "mining_seconds": row["mining_seconds"], "seconds": time.perf_counter() - start}
+             "mining_seconds": row["mining_seconds"], "seconds": time.perf_counter() - start,
+             "load_average": os.getloadavg(), "cores": os.cpu_count()}
     print(speed)
     (args.out / "cpu-speed.json").write_text(json.dumps(speed, indent=1))
     return speed
@@ -166,10 +166,24 @@ def print_tables(results: dict, training: dict | None) -> None:
                   f"{_p(r)} | {ips:.0f} | {r['seconds'] / 60:.1f} |")
 
 
-def plot_runs(training: dict, folder: Path) -> None:
-    """One loss / validation-mAP plot per run."""
+def plot_runs(training: dict, folder: Path) -> Path:
+    """Validation mAP per epoch of every run, in one figure."""
+    from lookalike.evaluate.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, report in training["runs"].items():
-        plot_training(report["history"], folder / f"finetune-{slug(name)}.png", title=f"eth80 instance-train: {name}")
+        rows = [h for h in report["history"] if "val_map" in h]
+        ax.plot([h["epoch"] for h in rows], [h["val_map"] for h in rows], "o-", markersize=3, label=name)
+    ax.set(xlabel="epoch (0 = ImageNet weights)", ylabel="validation mAP (8 held-out train objects)",
+           title="eth80 instance-train: fine-tuning EfficientNet-Lite0 + GeM")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / "finetune_validation.png")
+    plt.close(fig)
+    return folder / "finetune_validation.png"
 
 
 def _p(report: dict) -> str:

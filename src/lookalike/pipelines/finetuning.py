@@ -21,10 +21,10 @@ def finetune(source: str | Path, out: str | Path, config=None, *, backbone: str 
     from lookalike.train import FinetuneConfig, Finetuner
     from lookalike.train.data import read_labelled, summary
 
+    trainer = Finetuner(config or FinetuneConfig(), backbone=backbone, weights=weights)  # checks the settings
     images, how = read_labelled(source, label)
     start = time.perf_counter()
-    report = Finetuner(config or FinetuneConfig(), backbone=backbone, weights=weights).fit(
-        images, out, resume=resume, progress=progress)
+    report = trainer.fit(images, out, resume=resume, progress=progress)
     report.update(input=f"{summary(images)}, classes from {how}", seconds=time.perf_counter() - start)
     if plot:
         from lookalike.train.plot import plot_training

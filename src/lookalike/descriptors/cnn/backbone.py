@@ -85,10 +85,8 @@ def _efficientnet(variant: str, weights: str) -> Backbone:
     network = EfficientNetLite(variant)
     path = weights or _packaged_weights(variant)
     state = read_state_dict(path)
-    # a fine-tuned model leaves out the ImageNet classifier, which its features no longer feed
-    classifier = any(key.startswith("_fc.") for key in state)
-    if not classifier:
-        network._fc = None
+    if not any(key.startswith("_fc.") for key in state):
+        network._fc = None  # a fine-tuned model has no ImageNet classifier: its features no longer feed one
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:
