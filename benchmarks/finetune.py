@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-5, 3e-5, 1e-4])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engine", default="onnx")
+    parser.add_argument("--model", action="append", default=[], help="NAME=FILE: also evaluate this model")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--shrinkage", type=float, default=0.1, help="of both whitenings")
     parser.add_argument("--plots", type=Path, default=None, help="folder of the training plots [default: --out]")
@@ -226,6 +227,7 @@ def main() -> None:
     if args.stage in ("evaluate", "all"):
         models = {"off-the-shelf GeM (p=3)": args.weights or ""}
         models.update({name: r["model"] for name, r in (training or {"runs": {}})["runs"].items()})
+        models.update(dict(item.split("=", 1) for item in args.model))
         results = evaluate(args, models)
         print_tables(results, training)
 

@@ -19,13 +19,13 @@ def finetune(
     settings: Settings = None,
     loss: Annotated[str, typer.Option(help="contrastive, triplet or classification.")] = "contrastive",
     epochs: Annotated[int, typer.Option(help="Epochs; the best one on the held-out classes is kept.")] = 10,
-    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch.")] = 200,
+    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch.")] = 300,
     negatives: Annotated[int, typer.Option(help="Negatives per tuple, each of another class.")] = 5,
     mining: Annotated[bool, typer.Option(help="Hard negatives mined every epoch (else random ones).")] = True,
-    pool: Annotated[int, typer.Option(help="Images described every epoch to mine negatives from.")] = 1000,
+    pool: Annotated[int, typer.Option(help="Images described every epoch to mine negatives from.")] = 800,
     margin: Annotated[float, typer.Option(help="0 = 0.75 for contrastive, 0.1 for triplet.")] = 0.0,
-    batch: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the backbone (GeM's p: 10x).")] = 1e-5,
+    batch: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the backbone (GeM's p: 10x).")] = 1e-4,
     resolution: Annotated[int, typer.Option(help="Training images are squashed to this square side.")] = 224,
     label: Annotated[str, typer.Option(help="Protocol json: which of its labels is the class "
                                        "[default: the one with the most classes].")] = "",
@@ -38,6 +38,8 @@ def finetune(
     whitening: Annotated[Optional[Path], typer.Option(
         help="Also learn a whitening from the matching pairs of SOURCE with the fine-tuned model (.npz).")] = None,
     whitening_dim: Annotated[int, typer.Option(help="With --whitening: dimensions kept (0 = all).")] = 0,
+    whitening_shrinkage: Annotated[float, typer.Option(
+        help="With --whitening: 0 whitens fully; more keeps weak axes from being blown up.")] = 0.1,
     workers: Workers = None,
 ) -> None:
     """Fine-tune a deep descriptor for retrieval on labelled images (backbone and GeM pooling).
@@ -80,7 +82,8 @@ def finetune(
     option = f"-s weights={out}"
     if whitening:
         _, white = learn_whitening_from_labels(type(base)(base.config, weights=str(out)), source, whitening,
-                                               label=label, dim=whitening_dim, workers=workers)
+                                               label=label, dim=whitening_dim, shrinkage=whitening_shrinkage,
+                                               workers=workers)
         typer.echo(f"learned a {white['dim']}-D whitening from {white['pairs']:,} matching pairs of "
                    f"{white['images']} images; wrote {whitening}")
         option += f" -s whitening={whitening}"
