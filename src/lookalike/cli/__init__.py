@@ -17,6 +17,7 @@ from lookalike.cli import (  # noqa: F401  (registers the commands)
     crossmodal,
     duplicates,
     evaluation,
+    finetune,
     serve,
     training,
 )

@@ -29,6 +29,8 @@ class PCAWhitening:
             being blown up. 0 is full whitening, 1 is PCA without whitening.
     """
 
+    kind = "pca-whitening"  # the tag of its file; every kind loads as a PCAWhitening (mean, projection)
+
     def __init__(self, n_components: int = 0, *, shrinkage: float = 0.0) -> None:
         if n_components < 0 or not 0.0 <= shrinkage <= 1.0:
             raise LookalikeError(
@@ -73,7 +75,7 @@ class PCAWhitening:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, kind="pca-whitening", mean=self.mean_, projection=self.projection_,
+        np.savez(tmp, kind=self.kind, mean=self.mean_, projection=self.projection_,
                  shrinkage=self.shrinkage)
         os.replace(tmp, path)
 
@@ -85,12 +87,16 @@ class PCAWhitening:
         return _load(str(path.resolve()), path.stat().st_mtime_ns)
 
 
+# learned-whitening: LearnedWhitening, from matching pairs; applied the same way
+WHITENING_KINDS = ("pca-whitening", "learned-whitening")
+
+
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: int) -> PCAWhitening:
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data.get("kind", "")) != "pca-whitening":
-                raise ValueError("no pca-whitening arrays")
+            if str(data.get("kind", "")) not in WHITENING_KINDS:
+                raise ValueError("no whitening arrays")
             whitening = PCAWhitening(shrinkage=float(data["shrinkage"]))
             whitening.mean_, whitening.projection_ = data["mean"], data["projection"]
     except (OSError, ValueError, KeyError) as exc:

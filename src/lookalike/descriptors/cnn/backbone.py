@@ -61,15 +61,22 @@ def load_backbone(name: str = "efficientnet-lite0", weights: str = "") -> Backbo
 
 @lru_cache(maxsize=4)
 def _load(name: str, weights: str) -> Backbone:
+    return build_backbone(name, weights).eval().requires_grad_(False)
+
+
+def build_backbone(name: str = "efficientnet-lite0", weights: str = "") -> Backbone:
+    """A fresh, trainable copy of backbone ``name`` (not cached: fine-tuning changes it)."""
+    trained_for = read_weights_config(weights).get("backbone", name) if weights else name
+    if trained_for != name:
+        raise LookalikeError(f"{weights} was fine-tuned from {trained_for}, not {name}; "
+                             f"use -s backbone={trained_for}")
     if name.startswith("efficientnet-"):
-        backbone = _efficientnet(name.removeprefix("efficientnet-"), weights)
-    elif name.startswith("timm:"):
-        backbone = _timm(name.removeprefix("timm:"), weights)
-    else:
-        raise LookalikeError(
-            f"unknown backbone {name!r}; use efficientnet-lite0, efficientnet-lite1, efficientnet-lite2 "
-            "or timm:<model> with weights=<state dict file>")
-    return backbone.eval().requires_grad_(False)
+        return _efficientnet(name.removeprefix("efficientnet-"), weights)
+    if name.startswith("timm:"):
+        return _timm(name.removeprefix("timm:"), weights)
+    raise LookalikeError(
+        f"unknown backbone {name!r}; use efficientnet-lite0, efficientnet-lite1, efficientnet-lite2 "
+        "or timm:<model> with weights=<state dict file>")
 
 
 def _efficientnet(variant: str, weights: str) -> Backbone:
@@ -77,8 +84,11 @@ def _efficientnet(variant: str, weights: str) -> Backbone:
         raise LookalikeError(f"unknown EfficientNet variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     network = EfficientNetLite(variant)
     path = weights or _packaged_weights(variant)
+    state = read_state_dict(path)
+    if not any(key.startswith("_fc.") for key in state):
+        network._fc = None  # a fine-tuned model has no ImageNet classifier: its features no longer feed one
     try:
-        network.load_state_dict(read_state_dict(path))
+        network.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise LookalikeError(f"{path}: these weights do not fit EfficientNet-{variant.title()} ({first})") from None
@@ -129,6 +139,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise LookalikeError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def read_weights_config(path: str | Path) -> dict:
+    """The JSON config a fine-tuned model file (``lookalike finetune``) holds beside its weights,
+    e.g. ``{"backbone": ..., "pooling": "gem", "p": 2.7, ...}``; ``{}`` for a bare state dict."""
+    path = Path(path).resolve()
+    return _weights_config(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _weights_config(path: str, mtime: int) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise LookalikeError(f"{path}: cannot read weights ({exc})") from None
+    config = state.get("config", {}) if isinstance(state, dict) else {}
+    return dict(config) if isinstance(config, dict) else {}
 
 
 def _digest(path: str) -> str:

@@ -27,7 +27,7 @@ from lookalike.descriptors.aggregate import KMeansVocabulary
 from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.cnn import pooling
-from lookalike.descriptors.cnn.backbone import load_backbone
+from lookalike.descriptors.cnn.backbone import load_backbone, read_weights_config
 from lookalike.descriptors.cnn.engine import ENGINES, load_engine
 from lookalike.errors import LookalikeError
 from lookalike.sampling import evenly_spaced
@@ -192,7 +192,9 @@ class Rmac(CnnDescriptor):
 
 @dataclass(frozen=True)
 class GemConfig(CnnConfig):
-    p: float = 3.0  # the generalised-mean exponent: 1 = average, large = max
+    # the generalised-mean exponent: 1 = average, large = max; None = the p learned with the
+    # weights (a `lookalike finetune` model file), else 3
+    p: float | None = None
 
 
 class Gem(CnnDescriptor):
@@ -204,11 +206,19 @@ class Gem(CnnDescriptor):
 
     def validate(self) -> None:
         super().validate()
-        if not self.config.p > 0:
+        if self.config.p is not None and not self.config.p > 0:
             raise LookalikeError(f"gem: p must be > 0, got {self.config.p}")
 
+    @property
+    def p(self) -> float:
+        """The exponent in use: ``-s p=...`` if given, else the fine-tuned model's, else 3."""
+        if self.config.p is not None:
+            return self.config.p
+        learned = read_weights_config(self.config.weights).get("p") if self.config.weights else None
+        return float(learned) if learned is not None else 3.0
+
     def pool(self, features):
-        return pooling.gem(features, self.config.p)
+        return pooling.gem(features, self.p)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""Commands that fine-tune a network: finetune."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lookalike.cli.app import Settings, Workers, app, descriptor_from_options
+
+
+@app.command()
+def finetune(
+    source: Annotated[Path, typer.Argument(help="Labelled training images: a protocol json with `labels`, "
+                                           "a CSV of path,label, or a folder with one sub-folder per class.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The model file to write (.pt).")],
+    descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="What to fine-tune: gem.")] = "gem",
+    settings: Settings = None,
+    loss: Annotated[str, typer.Option(help="contrastive, triplet or classification.")] = "contrastive",
+    epochs: Annotated[int, typer.Option(help="Epochs; the best one on the held-out classes is kept.")] = 10,
+    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch.")] = 300,
+    negatives: Annotated[int, typer.Option(help="Negatives per tuple, each of another class.")] = 5,
+    mining: Annotated[bool, typer.Option(help="Hard negatives mined every epoch (else random ones).")] = True,
+    pool: Annotated[int, typer.Option(help="Images described every epoch to mine negatives from.")] = 800,
+    margin: Annotated[float, typer.Option(help="0 = 0.75 for contrastive, 0.1 for triplet.")] = 0.0,
+    batch: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the backbone (GeM's p: 10x).")] = 1e-4,
+    resolution: Annotated[int, typer.Option(help="Training images are squashed to this square side.")] = 224,
+    label: Annotated[str, typer.Option(help="Protocol json: which of its labels is the class "
+                                       "[default: the one with the most classes].")] = "",
+    val_fraction: Annotated[float, typer.Option(help="Share of the classes held out to pick the epoch.")] = 0.2,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="CPU threads of torch (0 = its default).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds the split, the tuples and new layers.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT.checkpoint (same settings).")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Loss and validation mAP plot [default: OUT.png].")] = None,
+    whitening: Annotated[Optional[Path], typer.Option(
+        help="Also learn a whitening from the matching pairs of SOURCE with the fine-tuned model (.npz).")] = None,
+    whitening_dim: Annotated[int, typer.Option(help="With --whitening: dimensions kept (0 = all).")] = 0,
+    whitening_shrinkage: Annotated[float, typer.Option(
+        help="With --whitening: 0 whitens fully; more keeps weak axes from being blown up.")] = 0.1,
+    workers: Workers = None,
+) -> None:
+    """Fine-tune a deep descriptor for retrieval on labelled images (backbone and GeM pooling).
+
+    Each epoch draws tuples of a query, an image of the same class and hard negatives (the
+    images of other classes most similar to the query, one per class), and trains with a ranking
+    loss; a share of the classes is held out to pick the best epoch. Then use the model with
+    every command, e.g.
+
+      lookalike finetune data/eth80/instance-train.json --label object -o eth80.pt
+
+      lookalike index ~/photos -c photos.lookalike -d gem -s weights=eth80.pt
+    """
+    import torch
+
+    from lookalike.errors import LookalikeError
+    from lookalike.pipelines.finetuning import finetune as run
+    from lookalike.pipelines.finetuning import learn_whitening_from_labels
+    from lookalike.train import FinetuneConfig
+
+    if descriptor != "gem":
+        raise LookalikeError(f"finetune trains gem (backbone and GeM pooling), not {descriptor!r}: use -d gem")
+    base = descriptor_from_options(descriptor, settings)
+    if threads:
+        torch.set_num_threads(threads)
+    config = FinetuneConfig(loss=loss, epochs=epochs, queries=queries, negatives=negatives, mining=mining,
+                            pool=pool, margin=margin, batch=batch, lr=lr, resolution=resolution,
+                            p=base.p, val_fraction=val_fraction, seed=seed, device=device)
+    report = run(source, out, config, backbone=base.config.backbone, weights=base.config.weights, label=label,
+                 resume=resume, plot=plot or out.with_suffix(".png"))
+    last = report["history"][-1] if report["history"] else {}
+    typer.echo(f"trained on {report['input']}; {report['val_classes']} classes held out")
+    if report["val_map"] is not None:
+        typer.echo(f"best epoch {report['best_epoch']}: validation mAP {report['val_map']:.3f} "
+                   f"(before training {report['history'][0]['val_map']:.3f})")
+    if "images_per_second" in last:
+        typer.echo(f"{last['images_per_second']:.1f} training images/s on {device}; "
+                   f"{report['seconds']:.0f} s in all")
+    typer.echo(f"wrote {out} and {report['plot']}")
+    option = f"-s weights={out}"
+    if whitening:
+        _, white = learn_whitening_from_labels(type(base)(base.config, weights=str(out)), source, whitening,
+                                               label=label, dim=whitening_dim, shrinkage=whitening_shrinkage,
+                                               workers=workers)
+        typer.echo(f"learned a {white['dim']}-D whitening from {white['pairs']:,} matching pairs of "
+                   f"{white['images']} images; wrote {whitening}")
+        option += f" -s whitening={whitening}"
+    typer.echo(f"use it with: -d gem {option}")
