@@ -25,6 +25,11 @@ def main() -> None:
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--cpus", type=int, default=2)
     args = parser.parse_args()
+    import os
+
+    from lookalike.scale.ray_extract import LOOPBACK_ONLY
+
+    os.environ.setdefault(LOOPBACK_ONLY, "0")  # the local cluster binds to 127.0.0.1 only
     import ray
 
     paths = find_images([args.images])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from lookalike.descriptors import create
 from lookalike.errors import ImageError
 from lookalike.pipelines.extract import extract
+from lookalike.scale.ray_extract import LOOPBACK_ONLY
 
+os.environ.setdefault(LOOPBACK_ONLY, "0")  # the test cluster binds to 127.0.0.1 only
 ray = pytest.importorskip("ray", reason="the Ray engine needs the scale extra: pip install 'lookalike[scale]'")
 
 

@@ -120,8 +120,8 @@ def test_features_a_collection_lacks_say_so(client):
     response = client.post("/api/collections/photos/search", data={"text": "a red boat"})
     assert response.status_code == 400 and "not available" in response.json()["error"]
     response = client.post("/api/collections/photos/search", files={"image": ("q.jpg", jpeg_bytes(photo(1)))},
-                           data={"rerank": "sv"})  # a re-ranking this collection's library cannot do
-    assert response.status_code == 400 and "re-ranking 'sv'" in response.json()["error"]
+                           data={"rerank": "sv"})  # a re-ranking this collection cannot do: no local features
+    assert response.status_code == 400 and "--rerank sv needs local features" in response.json()["error"]
     response = client.post("/api/collections/photos/search", files={"image": ("q.jpg", jpeg_bytes(photo(1)))},
                            data={"rerank": "emd", "k": "3"})  # one it can: scores are then -EMD
     assert response.status_code == 200 and all(r["score"] <= 0 for r in response.json()["results"])

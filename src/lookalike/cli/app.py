@@ -42,20 +42,21 @@ Settings = Annotated[
 
 # ---- re-ranking options, shared by `search` and `eval` (`None`: the step's default) ---------------
 RerankTop = Annotated[Optional[int], typer.Option(
-    "--rerank-top", "--shortlist", help="Candidates re-ranked per query (sv, emd) [100].")]
-MinInliers = Annotated[Optional[int], typer.Option(help="sv: inliers that make a match [8].")]
+    "--rerank-top", "--shortlist", min=1, help="Candidates re-ranked per query (sv, emd) [100].")]
+MinInliers = Annotated[Optional[int], typer.Option(min=1, help="sv: inliers that make a match [8].")]
 SvModel = Annotated[Optional[str], typer.Option(
     "--sv-model", "--model", help="sv: geometric model fitted by RANSAC, affine or homography [affine].")]
-QeK = Annotated[Optional[int], typer.Option(help="qe: neighbours averaged into the query [2].")]
-Alpha = Annotated[Optional[float], typer.Option(help="qe: weights similarity^alpha; 0 = average QE, 3 = alpha-QE [0].")]
+QeK = Annotated[Optional[int], typer.Option(min=1, help="qe: neighbours averaged into the query [2].")]
+Alpha = Annotated[Optional[float], typer.Option(
+    min=0.0, help="qe: weights similarity^alpha; 0 = average QE, 3 = alpha-QE [0].")]
 QeVerified = Annotated[Optional[bool], typer.Option(
     "--qe-verified", help="qe: expand with spatially verified images only (after sv).")]
-DbaK = Annotated[Optional[int], typer.Option(help="dba: neighbours, the vector itself included [2].")]
-DiffusionK = Annotated[Optional[int], typer.Option(help="diffusion: neighbours in the kNN graph [50].")]
-DiffusionAlpha = Annotated[Optional[float], typer.Option(help="diffusion: alpha in (0, 1) [0.99].")]
-Kq = Annotated[Optional[int], typer.Option(help="diffusion: database items seeding a query [10].")]
+DbaK = Annotated[Optional[int], typer.Option(min=1, help="dba: neighbours, the vector itself included [2].")]
+DiffusionK = Annotated[Optional[int], typer.Option(min=1, help="diffusion: neighbours in the kNN graph [50].")]
+DiffusionAlpha = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="diffusion: alpha in (0, 1) [0.99].")]
+Kq = Annotated[Optional[int], typer.Option(min=1, help="diffusion: database items seeding a query [10].")]
 Truncate = Annotated[Optional[int], typer.Option(
-    help="diffusion: only over each query's top N (0 = the whole database) [0].")]
+    min=0, help="diffusion: only over each query's top N (0 = the whole database) [0].")]
 
 
 def descriptor_from_options(name: str, settings: list[str] | None):

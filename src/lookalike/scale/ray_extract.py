@@ -10,6 +10,7 @@ same vectors and the same per-file errors. The driver collects the results and y
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,14 +21,17 @@ from lookalike.errors import ImageError, LookalikeError
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import Described
 
+#: with "0", Ray runs a local cluster on 127.0.0.1 only (its switch for single-machine clusters)
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
 
 class DescribeBatch:
     """Ray Data actor: one descriptor per actor, a batch of paths per call."""
 
-    def __init__(self, spec: dict, max_pixels: int, threads: int) -> None:
+    def __init__(self, cls: type[Descriptor], spec: dict, max_pixels: int, threads: int) -> None:
         from lookalike.pipelines import extract
 
-        extract._init(spec, max_pixels, None, threads)
+        extract._init(cls, spec, max_pixels, None, threads)
         self._describe = extract._describe
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,6 +63,10 @@ def extract_ray(
         actors: describing actors, each holding one descriptor [default: one per cluster CPU].
         batch_size: paths per actor call.
     """
+    if address is None:
+        # a cluster started here binds to loopback, not the machine's network address (read by
+        # Ray when it is first imported)
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
     try:
         import ray
     except ImportError:
@@ -70,7 +78,7 @@ def extract_ray(
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # its progress lines, once per second
     actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items([{"index": i, "path": str(p)} for i, p in enumerate(paths)])
-    described = dataset.map_batches(DescribeBatch, fn_constructor_args=(descriptor.spec(), max_pixels, 1),
+    described = dataset.map_batches(DescribeBatch, fn_constructor_args=(type(descriptor), descriptor.spec(), max_pixels, 1),
                                     batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=1)
     results: list = [None] * len(paths)
     for batch in described.iter_batches(batch_format="numpy", batch_size=None):
