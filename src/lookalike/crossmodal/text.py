@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lookalike.entries import load_entry
 from lookalike.errors import LookalikeError
 
 _INSTALL = "pip install 'lookalike[text]'"
@@ -200,10 +200,7 @@ def available() -> list[str]:
 
 def text_encoder_class(name: str) -> type[TextEncoder]:
     """The class registered as ``name``; an unknown name lists the valid ones."""
-    if name not in _ENTRIES:
-        raise LookalikeError(f"unknown text encoder {name!r}; choose one of: {', '.join(available())}")
-    module, _, attr = _ENTRIES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load_entry(_ENTRIES, name, "text encoder")
 
 
 def create_text_encoder(name: str, /, **overrides: Any) -> TextEncoder:

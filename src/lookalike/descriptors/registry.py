@@ -10,11 +10,11 @@ opening it must not import code planted beside it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
 from lookalike.descriptors.base import Descriptor
+from lookalike.entries import load_entry
 from lookalike.errors import LookalikeError
 
 #: name -> "module:Class". Later descriptors (local, aggregated, deep) add their lines here.
@@ -81,8 +81,7 @@ def descriptor_class(name: str) -> type[Descriptor]:
     if name in _classes:
         return _classes[name]
     if name in _ENTRIES:
-        module, _, attr = _ENTRIES[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_entry(_ENTRIES, name, "descriptor")
     for plugin in entry_points(group=PLUGIN_GROUP, name=name):
         cls = plugin.load()
         if not (isinstance(cls, type) and issubclass(cls, Descriptor)):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_sift
+from lookalike.entries import load_entry
 from lookalike.errors import LookalikeError
 
 #: name -> "module:Class"
@@ -117,10 +117,8 @@ def available_local() -> list[str]:
 
 
 def local_class(name: str) -> type[LocalExtractor]:
-    if name not in _ENTRIES:
-        raise LookalikeError(f"unknown local features {name!r}; choose one of: {', '.join(available_local())}")
-    module, _, attr = _ENTRIES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The extractor class registered as ``name``; an unknown name lists the valid ones."""
+    return load_entry(_ENTRIES, name, "local features")
 
 
 def create_local(name: str, config: Any = None, /, **overrides: Any) -> LocalExtractor:
