@@ -10,9 +10,6 @@ so it is rebuilt (without decoding any image) whenever it is missing or older th
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from lookalike.crossmodal.metrics import text_image_retrieval
 from lookalike.crossmodal.text import TextEncoder, create_text_encoder
 from lookalike.descriptors.base import Descriptor
 from lookalike.errors import CollectionError, ImageError, LookalikeError
+from lookalike.index import bundle
 from lookalike.index import vectors as flat
 from lookalike.index.collection import Collection
 from lookalike.io.captions import CaptionedImages, load_captions
@@ -138,12 +136,8 @@ def attach_joint(collection: Collection, model_path: str | Path) -> JointEmbeddi
             f"{model_path}: its image head reads {model.image_spec.get('name')} {model.image_spec.get('config')}, "
             f"but {collection.path} stores {stored['name']} {stored['config']}; train the joint model on the "
             "collection's descriptor (lookalike train-joint -d ... -s ...)")
-    target = collection.path / JOINT_FILE
-    if not target.exists() or not os.path.samefile(model_path, target):
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.copyfile(model_path, tmp)
-        os.replace(tmp, target)
-    files = {**collection.manifest.get("files", {}), JOINT_FILE: _sha256(target)}
+    files = dict(collection.manifest.get(bundle.FILES, {}))
+    bundle.keep(collection.path, model_path, JOINT_FILE, files)
     collection.set_manifest(files=files, joint={"file": JOINT_FILE, "dim": model.config.dim,
                                                 "text": model.text_spec.get("name"), "method": model.config.method})
     for old in collection.path.glob("joint-*.faiss"):
@@ -158,12 +152,8 @@ def joint_model(collection: Collection) -> JointEmbedding:
         raise CollectionError(f"{collection.path} carries no joint space; add one with "
                               f"`lookalike reindex {collection.path} --joint joint.pt`")
     name = collection.manifest["joint"]["file"]
-    file = collection.path / name
-    expected = collection.manifest.get("files", {}).get(name)
-    if not file.is_file() or _sha256(file) != expected:
-        raise CollectionError(f"{file}: missing or changed since it was added (sha256 differs); "
-                              f"add it again with `lookalike reindex {collection.path} --joint MODEL`")
-    return JointEmbedding.load(file)
+    bundle.check(collection.path, {name: collection.manifest.get(bundle.FILES, {}).get(name)})
+    return JointEmbedding.load(bundle.resolve(collection.path, name))
 
 
 def joint_index(collection: Collection, model: JointEmbedding):
@@ -206,15 +196,20 @@ def joint_queries(model: JointEmbedding, *, text: str | None = None, image_vecto
 
 
 def search_joint(collection: Collection, *, text: str | None = None, query: str | Path | None = None,
-                 text_weight: float = 1.0, k: int = 10, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Hit]:
-    """Search ``collection``'s joint space with a sentence, a query image, or both (a mixed query)."""
-    model = joint_model(collection)
+                 text_weight: float = 1.0, k: int = 10, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 model: JointEmbedding | None = None, index=None) -> list[Hit]:
+    """Search ``collection``'s joint space with a sentence, a query image, or both (a mixed query).
+
+    ``model`` and ``index`` (the collection's :func:`joint_model` and :func:`joint_index`) are
+    loaded when not given; a caller that searches many times (the service) loads them once.
+    """
+    model = model if model is not None else joint_model(collection)
     vectors = None
     if query is not None:
         descriptor = collection.descriptor
         vectors = descriptor(load_image(query, max_side=descriptor.max_side, max_pixels=max_pixels).pixels)
     queries = joint_queries(model, text=text, image_vectors=vectors, text_weight=text_weight)
-    scores, ids = flat.search(joint_index(collection, model), queries, k)
+    scores, ids = flat.search(index if index is not None else joint_index(collection, model), queries, k)
     rows = collection.lookup(ids[0])
     return [Hit(rank, row["path"], float(score), int(ident))
             for rank, (score, ident, row) in enumerate(zip(scores[0], ids[0], rows), start=1) if row is not None]
@@ -231,11 +226,3 @@ def caption_image(image: str | Path, sentences: list[str], model: JointEmbedding
     scores = (model.encode_texts(model.text_encoder.encode(sentences)) @ model.encode_images(vector[None])[0])
     order = np.argsort(-scores, kind="stable")[:k]
     return [(rank, float(scores[i]), sentences[i]) for rank, i in enumerate(order, start=1)]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -109,18 +109,14 @@ class ServedCollection:
 
     def search_text(self, text: str, options: SearchOptions) -> list[Hit]:
         """Results for a text query: needs a collection with a joint image-text space."""
-        from lookalike.index import vectors as flat
-        from lookalike.pipelines.crossmodal import joint_queries
+        from lookalike.pipelines.crossmodal import search_joint
 
         reader = self._reader
         if "joint" not in reader.manifest:
             raise ServiceError(400, f"text search is not available for collection {self.name!r}: it carries no "
                                     f"joint image-text space; add one with `lookalike reindex DIR --joint MODEL`")
         model, index = self._joint(reader)
-        scores, ids = flat.search(index, joint_queries(model, text=text), min(options.k, len(reader)))
-        rows = reader.lookup(ids[0])
-        hits = [Hit(rank, row["path"], float(score), int(ident))
-                for rank, (score, ident, row) in enumerate(zip(scores[0], ids[0], rows), start=1) if row is not None]
+        hits = search_joint(reader, text=text, k=min(options.k, len(reader)), model=model, index=index)
         return _above(hits, options.threshold)
 
     def _joint(self, reader: Collection):
