@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lookalike.entries import load_entry
+from lookalike.entries import configure, load_entry
 from lookalike.errors import LookalikeError
 
 _INSTALL = "pip install 'lookalike[text]'"
@@ -41,13 +41,7 @@ class TextEncoder(abc.ABC):
     Config: ClassVar[type] = TextConfig
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
-        config = self.Config() if config is None else config
-        fields = {f.name for f in dataclasses.fields(self.Config)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise LookalikeError(f"text encoder {self.name}: unknown option(s) {', '.join(unknown)}; "
-                                 f"valid: {', '.join(sorted(fields)) or 'none'}")
-        self.config = dataclasses.replace(config, **overrides)
+        self.config = configure(f"text encoder {self.name}", self.Config, config, overrides)
 
     @property
     @abc.abstractmethod

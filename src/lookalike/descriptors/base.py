@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lookalike.entries import configure
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.whitening import PCAWhitening
 
@@ -44,16 +45,7 @@ class Descriptor(abc.ABC):
     advice: ClassVar[str] = ""
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
-        config = self.Config() if config is None else config
-        if not isinstance(config, self.Config):
-            raise LookalikeError(f"{self.name}: config must be a {self.Config.__name__}")
-        fields = {f.name for f in dataclasses.fields(self.Config)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise LookalikeError(
-                f"{self.name}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
-            )
-        self.config = dataclasses.replace(config, **overrides)
+        self.config = configure(self.name, self.Config, config, overrides)
         self.validate()
 
     def validate(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_sift
-from lookalike.entries import load_entry
+from lookalike.entries import configure, load_entry
 from lookalike.errors import LookalikeError
 
 #: name -> "module:Class"
@@ -38,13 +38,7 @@ class LocalExtractor(abc.ABC):
     trained: bool = True  # False while an extractor that learns (DELF's PCA) has no model yet
 
     def __init__(self, config: Any = None, /, **overrides: Any) -> None:
-        config = self.Config() if config is None else config
-        fields = {f.name for f in dataclasses.fields(self.Config)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise LookalikeError(f"{self.name}: unknown option(s) {', '.join(unknown)}; "
-                                 f"valid: {', '.join(sorted(fields))}")
-        self.config = dataclasses.replace(config, **overrides)
+        self.config = configure(self.name, self.Config, config, overrides)
         self.validate()
 
     def validate(self) -> None:
