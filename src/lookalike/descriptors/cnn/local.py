@@ -25,14 +25,13 @@ import torch
 from torch import nn
 
 from lookalike.descriptors.cnn.backbone import Backbone, load_backbone
-from lookalike.descriptors.cnn.engine import ENGINES, OnnxEngine, TorchEngine, default_threads, onnx_available
+from lookalike.descriptors.cnn.engine import OnnxEngine, TorchEngine, default_threads, onnx_available
+from lookalike.descriptors.cnn.inputs import check_input_options, scaled_inputs
 from lookalike.descriptors.local.registry import LocalExtractor
 from lookalike.descriptors.local.sift import LocalFeatures
 from lookalike.errors import LookalikeError
 from lookalike.postprocess.pca import PCA
 from lookalike.sampling import evenly_spaced
-
-MIN_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -118,11 +117,7 @@ class Delf(LocalExtractor):
 
     def validate(self) -> None:
         c = self.config
-        if c.engine not in ENGINES:
-            raise LookalikeError(f"delf: engine must be one of {', '.join(ENGINES)}, not {c.engine!r}")
-        if c.max_side < MIN_SIDE or not c.scales or not all(0 < s <= 4 for s in c.scales):
-            raise LookalikeError(
-                f"delf: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
+        check_input_options("delf", c.engine, c.max_side, c.scales)
         if c.max_keypoints < 1 or c.dim < 1:
             raise LookalikeError(f"delf: need max_keypoints >= 1 and dim >= 1, got {c.max_keypoints}, {c.dim}")
         if c.pca and not Path(c.pca).is_file():
@@ -139,20 +134,13 @@ class Delf(LocalExtractor):
     def raw_features(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Before PCA: keypoints ``(T, 4)``, raw descriptors ``(T, C)``, scores ``(T,)``, the
         ``max_keypoints`` highest scores over all scales, best first."""
-        from PIL import Image
-
         runner, stride, _ = _delf_engine(self.config.backbone, self.config.block, self.config.engine,
                                          self.config.threads)
         height, width = image.shape[:2]
-        base = min(1.0, self.config.max_side / max(height, width))
         points, descriptors, scores = [], [], []
-        for s in self.config.scales:
-            size = (max(MIN_SIDE, round(width * base * s)), max(MIN_SIDE, round(height * base * s)))
-            resized = image if size == (width, height) else np.asarray(
-                Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-            pixels = resized.transpose(2, 0, 1).astype(np.float32)[None]
-            sx, sy = width / size[0], height / size[1]
-            xy, d, norm = dense_local_features(runner(pixels)[0], stride, sx, sy)
+        for pixels in scaled_inputs(image, self.config.max_side, self.config.scales):
+            sx, sy = width / pixels.shape[2], height / pixels.shape[1]
+            xy, d, norm = dense_local_features(runner(pixels[None])[0], stride, sx, sy)
             geometry = np.column_stack([xy, np.full(len(xy), stride * sx, np.float32), np.zeros(len(xy), np.float32)])
             points.append(geometry)
             descriptors.append(d)

@@ -21,18 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from lookalike.descriptors.aggregate import KMeansVocabulary
 from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.cnn import pooling
 from lookalike.descriptors.cnn.backbone import load_backbone, read_weights_config
-from lookalike.descriptors.cnn.engine import ENGINES, load_engine
+from lookalike.descriptors.cnn.engine import load_engine
+from lookalike.descriptors.cnn.inputs import check_input_options, network_input, scaled_inputs
 from lookalike.errors import LookalikeError
 from lookalike.sampling import evenly_spaced
-
-MIN_SIDE = 32  # one cell of the last feature map
 
 
 @dataclass(frozen=True)
@@ -53,11 +51,7 @@ class CnnDescriptor(Descriptor):
 
     def validate(self) -> None:
         c = self.config
-        if c.engine not in ENGINES:
-            raise LookalikeError(f"{self.name}: engine must be one of {', '.join(ENGINES)}, not {c.engine!r}")
-        if c.max_side < MIN_SIDE or not c.scales or not all(0 < s <= 4 for s in c.scales):
-            raise LookalikeError(
-                f"{self.name}: need max_side >= {MIN_SIDE} and scales in (0, 4], got {c.max_side}, {c.scales}")
+        check_input_options(self.name, c.engine, c.max_side, c.scales)
         if c.threads < 0:
             raise LookalikeError(f"{self.name}: need threads >= 0, got {c.threads}")
         if c.weights and not Path(c.weights).is_file():
@@ -78,9 +72,7 @@ class CnnDescriptor(Descriptor):
     # ---- describing ---------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         """The image at each scale, ``[3, H, W]`` float32 pixels, the longer side at most ``max_side``."""
-        height, width = image.shape[:2]
-        base = min(1.0, self.config.max_side / max(height, width))
-        return tuple(_resize(image, height * base * s, width * base * s) for s in self.config.scales)
+        return scaled_inputs(image, self.config.max_side, self.config.scales)
 
     def feature_map(self, pixels: np.ndarray) -> torch.Tensor:
         """The network's last feature map ``[C, h, w]`` of one prepared ``[3, H, W]`` image."""
@@ -102,13 +94,6 @@ def _channels(config: CnnConfig) -> int:
     return load_backbone(config.backbone, config.weights).channels
 
 
-def _resize(image: np.ndarray, height: float, width: float) -> np.ndarray:
-    size = (max(MIN_SIDE, round(width)), max(MIN_SIDE, round(height)))
-    if size != (image.shape[1], image.shape[0]):
-        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return image.transpose(2, 0, 1).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class FcConfig(CnnConfig):
     max_side: int = 224  # images are squashed to max_side x max_side, the classifier's input
@@ -123,7 +108,8 @@ class OffTheShelf(CnnDescriptor):
     Config = FcConfig
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(_resize(image, self.config.max_side * s, self.config.max_side * s) for s in self.config.scales)
+        side = self.config.max_side
+        return tuple(network_input(image, side * s, side * s) for s in self.config.scales)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         return features.mean(dim=(2, 3))
