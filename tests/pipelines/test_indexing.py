@@ -76,6 +76,16 @@ def _count(db: Path) -> int:
         return 0
 
 
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL ``process``, then any worker it left in its process group."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # orphaned pool workers, if any
+    except ProcessLookupError:
+        pass
+
+
 @pytest.mark.parametrize("workers, kill_after_rows", [(1, 0), (1, 10), (2, 35)])
 def test_sigkill_during_indexing_loses_nothing(tmp_path, workers, kill_after_rows):
     """Kill the indexing process for real at some point, then reopen and resume."""
@@ -95,12 +105,7 @@ def test_sigkill_during_indexing_loses_nothing(tmp_path, workers, kill_after_row
         ):
             break
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # orphaned pool workers, if any
-    except ProcessLookupError:
-        pass
+    _kill(process)
 
     if (collection / "manifest.json").exists():
         with Collection.open(collection) as c:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ from lookalike.index import Collection, local_store
 from lookalike.io.images import load_image
 from lookalike.pipelines.extract import decode_side, extract
 from tests.conftest import scene
-from tests.pipelines.test_indexing import _count
+from tests.pipelines.test_indexing import _count, _kill
 
 pytest.importorskip("cv2")
 from lookalike.descriptors.local.registry import create_local  # noqa: E402
@@ -56,12 +54,7 @@ def test_sigkill_while_indexing_local_features_leaves_no_half_entry(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and process.poll() is None and _count(collection / "metadata.sqlite") < 10:
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # orphaned pool workers, if any
-    except ProcessLookupError:
-        pass
+    _kill(process)
 
     with Collection.open(collection) as c:
         assert c.metadata.check() == []
