@@ -25,6 +25,8 @@ def collection(tmp_path, image_dir):
     (["search", "q.jpg", "-c", "c", "--shortlist", "0"], "'--shortlist'"),
     (["search", "q.jpg", "-c", "c", "-k", "0"], "'-k'"),
     (["search", "q.jpg", "-c", "c", "--nprobe", "0"], "'--nprobe'"),
+    (["index", ".", "-c", "c", "--engine", "bogus"], "'--engine'"),
+    (["search", "q.jpg", "-c", "c", "--qe-k", "0"], "'--qe-k'"),
     (["plan", "--images", "0", "--dim", "8"], "'--images'"),
     (["index", ".", "-c", "c", "-d", "color-hist", "-s", "bins=1000,1000,1000"], "from 1 to 256"),
     (["index", "."], "Missing option '--collection'"),

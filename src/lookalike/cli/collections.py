@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,6 +48,13 @@ def _refresh_joint(store, joint: Path | None = None) -> None:
             refresh_joint(store)
 
 
+class Engine(str, Enum):
+    """Where ``index`` describes images (checked before anything is created)."""
+
+    local = "local"
+    ray = "ray"
+
+
 def _index_and_report(store, paths: list[Path], joint: Path | None = None, **options) -> None:
     from lookalike.pipelines.indexing import index_paths
 
@@ -76,8 +84,8 @@ def index(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "
         "full vectors for exact re-scoring. `lookalike plan` suggests one.")] = None,
-    engine: Annotated[str, typer.Option(help="Where images are described: local (worker processes) or ray "
-                                        "(a Ray cluster, extra scale).")] = "local",
+    engine: Annotated[Engine, typer.Option(help="Where images are described: local (worker processes) or ray "
+                                           "(a Ray cluster, extra scale).")] = Engine.local,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address for --engine ray, e.g. "
                                                    "ray://head:10001 [default: a local cluster].")] = None,
     joint: Joint = None,
@@ -125,7 +133,7 @@ def index(
                                  max_pixels=max_pixels) if local_features else None
         store = Collection.create(collection, wanted, index=index_structure, local_features=local)
     _index_and_report(store, paths, joint, workers=workers, batch_size=batch_size, max_pixels=max_pixels,
-                      engine=engine, address=address)
+                      engine=engine.value, address=address)
 
 
 def _local_extractor(name: str, settings: list[str] | None, paths: list[Path], collection: Path, **options):
