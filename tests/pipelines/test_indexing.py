@@ -143,3 +143,19 @@ def test_a_worker_crash_skips_only_that_file(tmp_path):
     failed = [p.name for p, r in results if not hasattr(r, "vector")]
     assert failed == ["7.png"]
     assert "crashed the worker" in str(results[7][1])
+
+
+def test_a_pool_that_broke_between_two_submits_fails_the_file_for_a_retry(tmp_path):
+    """A worker can die while the parent is still submitting: the submit itself then raises, and
+    that file must join the retried ones instead of ending the run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lookalike.pipelines.extract import _submit
+
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os._exit, 1).result()
+        future = _submit(pool, tmp_path / "next.png")
+    assert future.done() and isinstance(future.exception(), BrokenProcessPool)

@@ -28,7 +28,7 @@ import types
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -122,7 +122,7 @@ def _in_processes(initargs: tuple, paths: Sequence, workers: int) -> Iterator:
     try:
         while True:
             while len(pending) < window and (path := next(todo, None)) is not None:
-                pending.append((path, pool.submit(_describe, path)))
+                pending.append((path, _submit(pool, path)))
             if not pending:
                 return
             path, future = pending.popleft()
@@ -137,6 +137,17 @@ def _in_processes(initargs: tuple, paths: Sequence, workers: int) -> Iterator:
                 pool = new_pool()
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, path) -> Future:
+    """``pool.submit(_describe, path)``; a pool that broke since the last submit (a worker died
+    meanwhile) gives a future that fails like the others, so that the file is retried with them."""
+    try:
+        return pool.submit(_describe, path)
+    except BrokenProcessPool as exc:
+        future: Future = Future()
+        future.set_exception(exc)
+        return future
 
 
 def _alone(new_pool, path) -> Described | ImageError:
