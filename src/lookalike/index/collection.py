@@ -7,23 +7,22 @@ Layout of ``DIR/``::
     vocabulary.npz ...   files the descriptor depends on, copied in (:mod:`lookalike.index.bundle`)
     metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth);
                          with --local-features, also each image's keypoints and descriptors
-    index-<gen>.faiss    the search structure, valid for SQLite generation <gen>
-    trained.faiss        a structure that learns (IVF, PQ, PCA), trained and still empty
+    index-<gen>.faiss    the faiss store's search structure (:mod:`lookalike.index.faiss_store`)
+    milvus.db            the Milvus store's embedded database, unless it lives on a server
+                         (:mod:`lookalike.index.milvus_store`)
     lock                 held (flock) by the one process allowed to write
 
-The structure is a faiss factory string (:mod:`lookalike.index.structures`), ``Flat`` by default.
-One that must be trained waits for enough vectors (or :meth:`Collection.train_index`); until
-then the collection searches exactly, and says so in :meth:`Collection.info`.
+The vectors are searched by a vector store (:mod:`lookalike.index.store`), faiss or Milvus, chosen
+when the collection is created. Its structure is a faiss factory string
+(:mod:`lookalike.index.structures`), ``Flat`` by default.
 
-Crash safety: every change is one SQLite transaction that bumps the generation. The faiss file
-is saved atomically (write, fsync, rename) under the generation it reflects. On opening, a
-missing or older faiss file is rebuilt from the vectors in SQLite, so a kill at any moment loses
-nothing that was committed and never leaves half an entry. SQLite also keeps the sha256 of each
-faiss file: one that was overwritten or truncated is rebuilt from SQLite too, so SQLite alone
-is always enough.
+Crash safety: every change is one SQLite transaction that bumps the generation; the store then
+follows, and one that lags behind SQLite (a kill at the wrong moment) or was damaged is rebuilt
+from the vectors in SQLite on opening, so a kill at any moment loses nothing that was committed
+and never leaves half an entry. SQLite alone is always enough.
 
 Opened read-only (the default), a collection writes nothing: no lock file, no schema, no
-faiss file; a stale or damaged faiss file is rebuilt in memory only.
+store file; a stale or damaged faiss file is rebuilt in memory only.
 """
 
 from __future__ import annotations
@@ -46,21 +45,11 @@ from lookalike.errors import CollectionError
 from lookalike.index import bundle, local_store, structures
 from lookalike.index import vectors as flat
 from lookalike.index.metadata import Entry, Metadata
-from lookalike.sampling import evenly_spaced
+from lookalike.index.store import VectorStore, open_store, store_spec
 
 FORMAT = "lookalike-collection"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TRAINED = "trained.faiss"
-#: vectors a structure is trained on, at most (evenly spaced over the collection)
-TRAINING_SAMPLE = 100_000
-#: search parameters used unless a query sets its own (faiss's defaults, nprobe=1 and
-#: efSearch=16, trade too much recall for speed)
-DEFAULT_SEARCH = {"nprobe": 16, "efSearch": 64, "k_factor": 4}
-#: what the exact structure looks like (built here, or by the factory from "Flat")
-EXACT = ("IndexIDMap2(IndexFlatIP)", "IndexIDMap2(IndexFlat)")
-#: prefix of the ``state`` keys that hold "<sha256> <size> <mtime_ns>" of a faiss file, by file name
-CHECKSUM = "sha256 "
 
 
 class Collection:
@@ -82,20 +71,19 @@ class Collection:
         self.writable = writable
         self._lock = _acquire_lock(path) if writable else None
         self.metadata = Metadata(path / "metadata.sqlite", self.dim, readonly=not writable, new=new)
-        self.rebuilt = False  # True when the faiss file was stale or damaged and had to be rebuilt
-        self.damaged: str | None = None  # which faiss file did not match its checksum
-        self._index = self._load_index()
-        self._saved_generation = self.metadata.generation if not self.rebuilt else -1
+        self.store: VectorStore = open_store(self)
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, descriptor: Descriptor, *, index: str | None = None,
-               local_features: Any = None) -> Collection:
+               local_features: Any = None, store: str = "faiss", milvus_uri: str | None = None) -> Collection:
         """Make a new, empty collection at ``path`` (a missing or empty folder) whose search
         structure is the faiss factory string ``index`` (default: exact, ``BFlat`` for a binary
         descriptor); with ``local_features`` (an extractor from :func:`create_local`), every
-        image's local features are stored too."""
+        image's local features are stored too. ``store`` is ``faiss`` or ``milvus`` (embedded in
+        the folder, or on the server at ``milvus_uri``)."""
         path = Path(path)
+        store_entry = store_spec(store, milvus_uri, index)
         index = index or ("BFlat" if descriptor.binary else "Flat")
         if structures.is_binary(index) and not descriptor.binary:
             raise CollectionError(f"index {index} stores sign bits, for binary descriptors such as phash; "
@@ -121,6 +109,7 @@ class Collection:
             "dim": descriptor.dim,
             "metric": "inner_product",
             "index": index,
+            "store": store_entry,
             **({"local_features": local_spec} if local_spec is not None else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
@@ -153,43 +142,35 @@ class Collection:
 
     # ---- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    @property
-    def _index(self):
-        return self._structure
-
-    @_index.setter
-    def _index(self, index) -> None:
-        """Use ``index`` from now on, and note what searching it needs."""
-        self._structure = index
-        self._exact = self.factory != "Flat" and structures.describe(index) in EXACT
-        applicable = set() if self._exact else structures.parameters_of(index)
-        self._defaults = {k: v for k, v in DEFAULT_SEARCH.items() if k in applicable}
-        self._parameters: dict = {}  # what is set on the structure now
+        return len(self.store)
 
     @property
     def exact(self) -> bool:
         """True while a structure that needs training searches exactly, waiting for vectors."""
-        return self._exact
+        return self.store.exact
 
-    def search(self, x: np.ndarray, k: int = 10, *, nprobe: int | None = None, efSearch: int | None = None,
-               k_factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def rebuilt(self) -> bool:
+        """True when the store was stale or damaged on opening and had to be rebuilt from SQLite."""
+        return self.store.rebuilt
+
+    @property
+    def damaged(self) -> str | None:
+        """Which store file did not match its checksum on opening, if one did not."""
+        return self.store.damaged
+
+    def search(self, x: np.ndarray, k: int = 10, *, within: np.ndarray | None = None, nprobe: int | None = None,
+               efSearch: int | None = None, k_factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """faiss-style search: ``x (N, D)`` float32 -> ``(scores, ids)``, each ``(N, k)``.
 
-        ``nprobe`` (IVF lists visited), ``efSearch`` (HNSW candidate list) and ``k_factor``
-        (refine: candidates re-scored exactly = ``k * k_factor``) apply to this call only; unset,
-        they are :data:`DEFAULT_SEARCH`. Setting one the structure lacks is an error.
+        ``within`` (ids) restricts the search to those images. ``nprobe`` (IVF lists visited),
+        ``efSearch`` (HNSW candidate list) and ``k_factor`` (refine: candidates re-scored exactly
+        = ``k * k_factor``) apply to this call only; unset, they are the store's defaults
+        (:data:`lookalike.index.faiss_store.DEFAULT_SEARCH`). Setting one the structure lacks is
+        an error.
         """
-        given = (nprobe, efSearch, k_factor) != (None, None, None)
-        if not self._exact and (given or self._parameters != self._defaults):  # else nothing to set
-            wanted = dict(self._defaults)
-            wanted.update((name, value) for name, value in
-                          (("nprobe", nprobe), ("efSearch", efSearch), ("k_factor", k_factor)) if value is not None)
-            changed = {name: value for name, value in wanted.items() if self._parameters.get(name) != value}
-            structures.set_search_parameters(self._structure, **changed)
-            self._parameters.update(changed)
-        return flat.search(self._structure, x, k, self.dim)
+        return self.store.search(flat.as_matrix(x, self.dim), k, within=within, nprobe=nprobe, efSearch=efSearch,
+                                 k_factor=k_factor)
 
     @property
     def local_extractor(self):
@@ -211,16 +192,15 @@ class Collection:
 
     def info(self) -> dict[str, Any]:
         """What a user wants to know about the collection, as JSON-ready data."""
-        index_files = list(self.path.glob("index-*.faiss"))
         details = {
             "path": str(self.path),
             "images": len(self),
             "descriptor": self.manifest["descriptor"],
             "dim": self.dim,
             "index": self.factory,
-            "index_state": self._state(),
-            "bytes_per_image": structures.bytes_per_vector("Flat" if self.exact else self.factory, self.dim),
-            "index_file_bytes": sum(f.stat().st_size for f in index_files),
+            "index_state": self.store.state(),
+            "store": self.manifest.get("store", {"kind": "faiss"}),
+            **self.store.info(),
             "metadata_bytes": (self.path / "metadata.sqlite").stat().st_size,
             "generation": self.metadata.generation,
             "created": self.manifest["created"],
@@ -237,16 +217,6 @@ class Collection:
                 "keypoints_per_image": stored["keypoints"] * per_image, "bytes_per_image": stored["bytes"] * per_image}
         return details
 
-    def _state(self) -> str:
-        if self.factory == "Flat":
-            return "exact inner product"
-        if structures.is_binary(self.factory):
-            return "exact Hamming distance over sign bits"
-        if self.exact:
-            return (f"exact search until {structures.training_size(self.factory):,} vectors are stored to train "
-                    f"{self.factory} on (now {len(self):,}), or `lookalike reindex --train-images`")
-        return f"trained: {structures.describe(self._index)}"
-
     # ---- writing -------------------------------------------------------------------------
     def write(self, add: Iterable[Entry] = (), remove_paths: Iterable[str] = ()) -> list[int]:
         """Add entries and remove paths in one atomic step; return the new ids."""
@@ -262,19 +232,7 @@ class Collection:
                 raise CollectionError(f"{e.path}: local features {'missing' if keeps_local else 'given'}; "
                                       f"this collection {'keeps' if keeps_local else 'keeps no'} local features")
         added, removed = self.metadata.write(add, remove_paths)
-        rebuild = False
-        if removed:
-            try:
-                self._index.remove_ids(np.asarray(removed, dtype=np.int64))
-            except RuntimeError:  # HNSW and refine cannot remove
-                rebuild = True
-        # enough vectors now to train the structure?
-        rebuild = rebuild or (self.exact and len(self) + len(added) >= structures.training_size(self.factory))
-        if rebuild:  # from SQLite, which already holds this write's additions
-            self._index = self._rebuild()
-        elif added:
-            self._index.add_with_ids(
-                np.stack([e.vector for e in add]).astype(np.float32), np.asarray(added, dtype=np.int64))
+        self.store.update(added, np.stack([e.vector for e in add]).astype(np.float32) if add else None, removed)
         return added
 
     def train_index(self, vectors: np.ndarray) -> None:
@@ -282,21 +240,18 @@ class Collection:
         self._require_writable()
         if self.factory == "Flat":
             raise CollectionError(f"{self.path}: a Flat index learns nothing; reindex it with another structure")
-        self._train(structures.build(self.factory, self.dim), flat.as_matrix(vectors, self.dim, "training vectors"))
-        self._index = self._rebuild()
+        self.store.train(flat.as_matrix(vectors, self.dim, "training vectors"))
 
     def reindex(self, factory: str, training: np.ndarray | None = None) -> None:
         """Change the search structure to ``factory``, rebuilt from the stored vectors (and trained
         on ``training``, if given, else on them)."""
         self._require_writable()
         structures.check_builds(factory, self.dim)
-        (self.path / TRAINED).unlink(missing_ok=True)
         self.factory = self.manifest["index"] = factory
         _write_json_atomically(self.path / MANIFEST, self.manifest)
         if training is not None and factory != "Flat":
-            self.train_index(training)
-        else:
-            self._index = self._rebuild()
+            training = flat.as_matrix(training, self.dim, "training vectors")
+        self.store.reindex(factory, training if factory != "Flat" else None)
 
     def move(self, moves: Iterable[tuple[str, str]]) -> int:
         """Give stored images new paths (``(old, new)`` pairs, which may trade places); their
@@ -317,22 +272,14 @@ class Collection:
         return before - len(self)
 
     def save(self) -> None:
-        """Write the faiss file for the current generation, if it changed, and drop older ones."""
+        """Make the store durable for the current generation (the faiss file, or a Milvus flush)."""
         self._require_writable()
-        generation = self.metadata.generation
-        target = self.path / f"index-{generation}.faiss"
-        if generation == self._saved_generation and target.exists():
-            return
-        self.metadata.set_state(_checksum(target, flat.write_atomically(self._index, target)),
-                                drop_prefix=CHECKSUM + "index-")
-        for old in [*self.path.glob("index-*.faiss"), *self.path.glob("index-*.faiss.tmp")]:
-            if old != target:
-                old.unlink(missing_ok=True)
-        self._saved_generation = generation
+        self.store.save()
 
     def close(self) -> None:
         if self.writable:
             self.save()
+        self.store.close()
         self.metadata.close()
         if self._lock is not None:
             self._lock.close()
@@ -345,67 +292,6 @@ class Collection:
         self.close()
 
     # ---- internals -----------------------------------------------------------------------
-    def _load_index(self):
-        current = self.path / f"index-{self.metadata.generation}.faiss"
-        if current.exists():
-            index = self._read_checked(current)
-            if index is not None:
-                return index
-            self.damaged = current.name
-        # Stale, missing or damaged (an interrupted run, a new collection, a file overwritten or
-        # cut short): rebuild from SQLite.
-        index = self._rebuild()
-        self.rebuilt = index.ntotal > 0 or self.damaged is not None
-        return index
-
-    def _read_checked(self, file: Path):
-        """The faiss index in ``file``, or None if it does not match the checksum kept in SQLite.
-
-        The bytes are hashed only when the file's size or modification time changed since it was
-        saved (overwriting or truncating a file changes them), so that opening a big collection
-        does not cost a pass over its index at every search.
-        """
-        binary = structures.is_binary(self.factory)
-        recorded = self.metadata.get_state(CHECKSUM + file.name)
-        if recorded is None:  # saved before checksums were kept: trusted if faiss can read it
-            return flat.read(file, binary=binary)
-        digest, *stamp = str(recorded).split()
-        stat = file.stat()
-        unchanged = stamp == [str(stat.st_size), str(stat.st_mtime_ns)]
-        return flat.read(file, None if unchanged else digest, binary=binary)
-
-    def _rebuild(self):
-        """The structure holding every stored vector: trained if it can be, else exact."""
-        ids, vectors = self.metadata.vectors()
-        self._saved_generation = -1
-        index = self._empty(vectors)
-        if len(ids):
-            index.add_with_ids(vectors, ids)
-        return index
-
-    def _empty(self, vectors: np.ndarray):
-        if self.factory == "Flat":
-            return flat.new_index(self.dim)
-        if (self.path / TRAINED).exists():
-            trained = self._read_checked(self.path / TRAINED)
-            if trained is not None and trained.ntotal == 0:
-                return trained
-            self.damaged = TRAINED  # retrained below, and replaced if writable
-        index = structures.build(self.factory, self.dim)
-        if index.is_trained:  # HNSW, or Flat behind a fixed transform: nothing to learn
-            return self._train(index, vectors[:0])
-        needed = structures.training_size(self.factory)
-        if len(vectors) < needed:
-            return flat.new_index(self.dim)
-        return self._train(index, evenly_spaced(vectors, max(needed, TRAINING_SAMPLE)))
-
-    def _train(self, index, vectors: np.ndarray):
-        if len(vectors):
-            index.train(vectors)
-        if self.writable:  # kept, so that rebuilding after a crash or a removal does not retrain
-            self.metadata.set_state(_checksum(self.path / TRAINED, flat.write_atomically(index, self.path / TRAINED)))
-        return index
-
     def _require_writable(self) -> None:
         if not self.writable:
             raise CollectionError(f"{self.path}: opened read-only")
@@ -458,12 +344,6 @@ def _by_content(descriptor: Descriptor) -> dict[str, Any]:
         if config.get(option) and Path(config[option]).is_file():
             config[option] = bundle.sha256_of(config[option])
     return config
-
-
-def _checksum(file: Path, digest: str) -> dict[str, str]:
-    """The ``state`` entry that records the faiss file just written with sha256 ``digest``."""
-    stat = file.stat()
-    return {CHECKSUM + file.name: f"{digest} {stat.st_size} {stat.st_mtime_ns}"}
 
 
 #: options of local-feature extractors that name a learned file, copied into the collection

@@ -239,3 +239,41 @@ def choose(n: int, dim: int, ram_bytes: float) -> Choice:
 
 def _gb(size: float) -> str:
     return f"{size / 1e9:.1f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+
+
+def search_within(index, x, k: int, ids):
+    """faiss-style search of ``x (N, D)`` restricted to the vectors whose ids are in ``ids``:
+    ``(scores, ids)``, each ``(N, k)``, -1 and -inf past the last hit. The index's current search
+    parameters (nprobe, efSearch, k_factor) apply."""
+    import faiss
+    import numpy as np
+
+    if k < 1:
+        raise LookalikeError(f"k={k} should be >= 1")
+    if isinstance(index, HammingIndex):
+        raise LookalikeError("filtering by ids is not available for binary descriptors (BFlat); search all")
+    allowed = np.ascontiguousarray(np.unique(np.asarray(ids, dtype=np.int64)))
+    selector = faiss.IDSelectorBatch(len(allowed), faiss.swig_ptr(allowed))
+    scores, found = index.search(x, k, params=_with_selector(index, selector))
+    scores[found < 0] = -np.inf
+    return scores, found
+
+
+def _with_selector(index, selector):
+    """Search parameters of ``index``'s type holding ``selector`` and its current settings (an id
+    map passes them, with the selector translated to its own ids, to the index inside)."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    if hasattr(index, "id_map") or isinstance(index, faiss.IndexPreTransform):
+        return _with_selector(index.index, selector)
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
+    if isinstance(index, faiss.IndexRefine):
+        base = _with_selector(index.base_index, selector)
+        params = faiss.IndexRefineSearchParameters(sel=selector, k_factor=index.k_factor, base_index_params=base)
+        params.base = base  # faiss keeps a bare pointer: hold the Python object while params lives
+        return params
+    return faiss.SearchParameters(sel=selector)
