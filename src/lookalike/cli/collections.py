@@ -48,6 +48,13 @@ def _refresh_joint(store, joint: Path | None = None) -> None:
             refresh_joint(store)
 
 
+class Store(str, Enum):
+    """Where a new collection's vectors are searched (:mod:`lookalike.index.store`)."""
+
+    faiss = "faiss"
+    milvus = "milvus"
+
+
 class Engine(str, Enum):
     """Where ``index`` describes images (checked before anything is created)."""
 
@@ -94,6 +101,11 @@ def index(
         "`search --rerank sv`.")] = None,
     local_set: Annotated[Optional[list[str]], typer.Option(
         help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
+    vector_store: Annotated[Store, typer.Option(
+        "--store", help="Where a new collection's vectors are searched: faiss (in the folder) or milvus (extra "
+        "scale: embedded milvus-lite in the folder, or the server of --milvus-uri).")] = Store.faiss,
+    milvus_uri: Annotated[Optional[str], typer.Option(
+        help="Milvus server for --store milvus, e.g. http://milvus:19530 [default: milvus-lite in the folder].")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 
@@ -115,13 +127,21 @@ def index(
             store.close()
             raise LookalikeError(f"{collection} uses index {store.factory}; change it with "
                                  f"`lookalike reindex {collection} --index {index_structure}`")
+        kept = store.manifest.get("store", {"kind": "faiss"})
+        if (vector_store != Store.faiss or milvus_uri) and (kept["kind"], kept.get("uri")) != (
+                vector_store.value, milvus_uri):
+            store.close()
+            raise LookalikeError(f"{collection} keeps its vectors in {kept['kind']}; the store is chosen when a "
+                                 "collection is created: drop --store and --milvus-uri, or use a new --collection")
     else:
+        from lookalike.index.store import store_spec
         from lookalike.index.structures import check_builds
 
         if settings and not descriptor:
             raise LookalikeError("--set needs --descriptor (the default is gem -s scales=1,0.7071,0.5)")
         wanted = descriptor_from_options(descriptor, settings) if descriptor else default_descriptor()
         check_builds(index_structure or ("BFlat" if wanted.binary else "Flat"), wanted.dim)  # before any commit
+        store_spec(vector_store.value, milvus_uri, index_structure or "Flat")
         if not wanted.trained:
             from lookalike.io.files import find_images
             from lookalike.pipelines.training import train_descriptor
@@ -131,7 +151,8 @@ def index(
                                          workers=workers, max_pixels=max_pixels)
         local = _local_extractor(local_features, local_set, paths, collection, workers=workers,
                                  max_pixels=max_pixels) if local_features else None
-        store = Collection.create(collection, wanted, index=index_structure, local_features=local)
+        store = Collection.create(collection, wanted, index=index_structure, local_features=local,
+                                  store=vector_store.value, milvus_uri=milvus_uri)
     _index_and_report(store, paths, joint, workers=workers, batch_size=batch_size, max_pixels=max_pixels,
                       engine=engine.value, address=address)
 

@@ -247,6 +247,7 @@ class Collection:
         on ``training``, if given, else on them)."""
         self._require_writable()
         structures.check_builds(factory, self.dim)
+        self.store.check_structure(factory)
         self.factory = self.manifest["index"] = factory
         _write_json_atomically(self.path / MANIFEST, self.manifest)
         if training is not None and factory != "Flat":

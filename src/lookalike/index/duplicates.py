@@ -2,8 +2,8 @@
 
 Two images are near-duplicates when the inner product of their vectors exceeds a threshold; a
 group is a connected component of that relation (so a chain of close copies forms one group).
-The range search runs through faiss in batches of queries and keeps only the pairs it finds, so
-memory grows with the number of near pairs, never with N x N (the complaint users have about
+The search runs in blocks of matrix products (over an inverted file above 20,000 vectors) and
+keeps only the pairs it finds, so memory grows with the number of near pairs, never with N x N (the complaint users have about
 duplicate finders that build the full similarity matrix).
 
 The presets are calibrated on copydays for the default descriptor (GeM at three scales); how,
@@ -22,10 +22,11 @@ from lookalike.errors import LookalikeError
 #: ``exact`` re-encodings and resizes, ``near`` the copies copydays attacks make (crops, colour,
 #: overlays...), ``similar`` looser still: more copies found, more unrelated pairs grouped
 PRESETS: dict[str, float] = {"exact": 0.94, "near": 0.84, "similar": 0.77}
-#: rows compared exactly (one matrix product per block of BATCH rows); above, an IVF range search
+#: rows compared exactly (one matrix product per block of BATCH rows); above, an inverted-file join
 EXACT_UP_TO = 20_000
 BATCH = 256
-#: inverted lists an IVF range search visits per row, and rows per call (bounds its results' memory)
+#: inverted lists each row is compared with above EXACT_UP_TO rows, and rows per matrix product
+#: (bounds the memory of its scores)
 NPROBE = 8
 IVF_BATCH = 4096
 
@@ -46,7 +47,7 @@ def preset_threshold(preset: str) -> float:
 
 
 def find_groups(vectors: np.ndarray, threshold: float, pixels: np.ndarray | None = None,
-                tiebreak: np.ndarray | None = None) -> list[Group]:
+                tiebreak: np.ndarray | None = None, *, exact_up_to: int = EXACT_UP_TO) -> list[Group]:
     """Groups of rows of ``vectors (N, D)`` linked by an inner product above ``threshold``.
 
     Args:
@@ -54,12 +55,14 @@ def find_groups(vectors: np.ndarray, threshold: float, pixels: np.ndarray | None
         threshold: pairs scoring strictly above it are linked.
         pixels: ``(N,)`` width x height of each image; the largest is the best copy of its group.
         tiebreak: ``(N,)`` second key for the best copy (e.g. file size), larger first.
+        exact_up_to: up to this many rows every pair is compared; above, an inverted-file join
+            (:func:`similar_pairs`).
 
     Returns:
         groups of two or more rows, largest group first, each with its best copy first.
     """
     n = len(vectors)
-    pairs = similar_pairs(vectors, threshold)
+    pairs = similar_pairs(vectors, threshold, exact_up_to=exact_up_to)
     groups = connected_groups(pairs, n)
     pixels = np.zeros(n) if pixels is None else np.asarray(pixels, dtype=np.float64)
     tiebreak = np.zeros(n) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
@@ -77,10 +80,11 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_up_to: int = E
     """Pairs ``(i, j)``, ``i < j``, whose inner product exceeds ``threshold``: ``(P, 2)`` int64.
 
     Up to ``exact_up_to`` rows, exact: blocks of ``batch`` rows against all rows, one matrix
-    product each (``batch x N`` scores at a time). Above, a faiss IVF range search (Jégou et al.,
-    TPAMI 2011): each row is compared with the rows of the :data:`NPROBE` inverted lists nearest
-    to it, so a near pair split across cells can be missed (benchmarks/duplicates.py measures how
-    rarely); every pair returned is scored exactly.
+    product each (``batch x N`` scores at a time). Above, an inverted-file self-join (the IVF
+    candidate stage of Jégou et al., TPAMI 2011, run list by list): every row is compared with
+    the rows whose own list is one of the :data:`NPROBE` lists nearest to it, so a near pair split
+    across cells can be missed (benchmarks/duplicates.py measures how rarely); every pair
+    returned is scored exactly, in full dimension.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2:
@@ -93,33 +97,55 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_up_to: int = E
             keep = cols > rows
             found.append(np.stack([rows[keep], cols[keep]], axis=1))
     else:
-        index = _ivf(x)
-        for start in range(0, len(x), IVF_BATCH):
-            lims, _, ids = index.range_search(x[start : start + IVF_BATCH], float(threshold))
-            queries = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
-            # a pair is found from either end (each probes its own nearest lists): keep both, once
-            keep = ids != queries
-            found.append(np.sort(np.stack([queries[keep], ids[keep]], axis=1), axis=1))
-        found = [np.unique(np.concatenate(found), axis=0)] if found else []
+        found = [np.unique(np.concatenate(list(_list_join(x, threshold))), axis=0)]
     return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), dtype=np.int64)
 
 
-def _ivf(x: np.ndarray):
-    """An inverted file of ``x`` with about 2 sqrt(N) lists, trained on 16 rows per list: training
-    (k-means) and scanning cost about the same then, a few CPU-seconds for 100k 256-d rows."""
+def _list_join(x: np.ndarray, threshold: float):
+    """Yield ``(P, 2)`` pairs ``i < j`` above ``threshold`` between each row and the members of
+    the :data:`NPROBE` inverted lists nearest to it (a row's own list is its nearest).
+
+    The rows that probe a list are compared with its members by one matrix product per block of
+    :data:`IVF_BATCH` rows, rather than row by row as a range search scans them: the same pairs
+    at BLAS speed, which is what makes 1,280-d vectors fast. Memory: one block of scores.
+    """
+    probes = _probes(x)
+    own = probes[:, 0]
+    members = _by_list(own, np.arange(len(x)))
+    askers = _by_list(probes.ravel(), np.repeat(np.arange(len(x)), probes.shape[1]))
+    for cell, rows in askers.items():
+        inside = members.get(cell)
+        if inside is None:
+            continue
+        database = x[inside]
+        for start in range(0, len(rows), IVF_BATCH):
+            queries = rows[start : start + IVF_BATCH]
+            q, m = np.nonzero(x[queries] @ database.T > threshold)
+            pairs = np.stack([queries[q], inside[m]], axis=1)
+            yield np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)  # found from either end: deduplicated later
+
+
+def _probes(x: np.ndarray) -> np.ndarray:
+    """``(N, NPROBE)`` the nearest lists of each row, nearest first, among about 2 sqrt(N) lists
+    trained (spherical k-means) on 16 rows per list: training and the join cost about the same
+    then."""
     import faiss
 
     from lookalike.sampling import evenly_spaced
 
     lists = int(2 * np.sqrt(len(x)))
+    kmeans = faiss.Kmeans(x.shape[1], lists, niter=10, spherical=True, min_points_per_centroid=16, seed=1234)
+    kmeans.train(evenly_spaced(x, 16 * lists))
     quantizer = faiss.IndexFlatIP(x.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, x.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10
-    index.cp.min_points_per_centroid = 16
-    index.train(evenly_spaced(x, 16 * lists))
-    index.add(x)
-    index.nprobe = NPROBE
-    return index
+    quantizer.add(kmeans.centroids)
+    return quantizer.search(x, min(NPROBE, lists))[1]
+
+
+def _by_list(lists: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
+    """``{list: rows in it}`` from parallel arrays ``lists`` and ``rows``, rows ascending."""
+    order = np.argsort(lists, kind="stable")
+    cells, starts = np.unique(lists[order], return_index=True)
+    return dict(zip(cells.tolist(), np.split(rows[order], starts[1:])))
 
 
 def connected_groups(pairs: np.ndarray, n: int) -> list[np.ndarray]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import CollectionError, LookalikeError
+from lookalike.index import structures
 from lookalike.index.store import VectorStore
 
 #: the embedded database inside the collection folder, when no URI is given
@@ -91,8 +92,8 @@ class MilvusStore(VectorStore):
             if not self.writable:
                 self.close()
                 raise CollectionError(f"{self.path}: its Milvus collection {self.name} at {self.uri} lags behind "
-                                      f"the metadata (an interrupted write); open it for writing once, for "
-                                      f"example with `lookalike reindex`, to rebuild it from SQLite")
+                                      f"the metadata (an interrupted write); open it for writing once to rebuild "
+                                      f"it from SQLite: `lookalike reindex {self.path} --index {self.factory}`")
             self._rebuild()
             self.rebuilt = len(self) > 0
         self.client.load_collection(self.name)
@@ -148,6 +149,9 @@ class MilvusStore(VectorStore):
         self._rebuild()
         self.client.load_collection(self.name)
 
+    def check_structure(self, factory: str) -> None:
+        milvus_index(factory)
+
     def save(self) -> None:
         self.client.flush(self.name)
 
@@ -161,6 +165,8 @@ class MilvusStore(VectorStore):
     def info(self) -> dict[str, Any]:
         local = self.path / LITE_FILE
         return {
+            # the same codes, ids and graph links as the faiss structure of that name
+            "bytes_per_image": structures.bytes_per_vector(self.factory, self.dim),
             "milvus_uri": self.uri,
             # (a directory for milvus-lite: its segments, write-ahead log and index files)
             "index_file_bytes": sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) if local.exists() else 0,

@@ -62,6 +62,9 @@ class VectorStore(ABC):
         """Change the structure to ``factory`` (the manifest already says so) and rebuild it,
         trained on ``training (N, D)`` if given, else on the stored vectors."""
 
+    def check_structure(self, factory: str) -> None:
+        """Raise :class:`LookalikeError` unless this store can hold ``factory`` (before a reindex commits)."""
+
     @abstractmethod
     def save(self) -> None:
         """Make what was written durable (writable stores only)."""
