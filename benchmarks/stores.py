@@ -12,7 +12,7 @@ searched one at a time, as the service does; recall@10 is against exact inner-pr
 done with numpy. Milvus runs embedded (milvus-lite, no server), in this process.
 
 Data sets:
-* synthetic: 100,000 + 1,000 query vectors of 256-d, drawn around 2,000 random centres (so
+* synthetic: 100,000 + 1,000 query vectors (``--queries``: fewer) of 256-d, drawn around 2,000 random centres (so
   that neighbours exist, unlike uniform random vectors) and L2-normalised;
 * SIFT: 100,000 + 1,000 real SIFT descriptors (128-d, L2-normalised) of copydays' photographs,
   taken evenly over the 1.9 million the local-feature benchmarks extract (cached file
@@ -129,9 +129,11 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=Path, default=Path("bench-output/stores"),
                         help="folder holding copydays-sift.npz and copydays-gem3.npz (from benchmarks/reranking.py "
                              "and benchmarks/duplicates.py), and the results")
+    parser.add_argument("--queries", type=int, default=1_000, help="queries per data set")
     args = parser.parse_args()
     large = [("Flat", {}), ("IVF1024,Flat", {"nprobe": 16}), ("HNSW32", {"efSearch": 64})]
-    sets = [("synthetic", synthetic(), large), ("SIFT", sift(args.cache), large),
+    sets = [("synthetic", synthetic(queries=args.queries), large),
+            ("SIFT", sift(args.cache, queries=args.queries), large),
             ("copydays GeM", copydays_gem(args.cache), [("Flat", {}), ("IVF16,Flat", {"nprobe": 4}),
                                                          ("HNSW32", {"efSearch": 64})])]
     print("| data | store | index | search | recall@10 | query ms | query CPU ms | inserts/s | inserts/CPU-s |")
@@ -140,6 +142,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as work:
         for name, vectors, configs in sets:
             if vectors is not None:
-                results += measure(name, *vectors, configs, Path(work))
+                database, queries = vectors
+                results += measure(name, database, queries[:args.queries], configs, Path(work))
     args.cache.mkdir(parents=True, exist_ok=True)
     (args.cache / "stores.json").write_text(json.dumps(results, indent=1))

@@ -105,7 +105,8 @@ def index(
         "--store", help="Where a new collection's vectors are searched: faiss (in the folder) or milvus (extra "
         "scale: embedded milvus-lite in the folder, or the server of --milvus-uri).")] = Store.faiss,
     milvus_uri: Annotated[Optional[str], typer.Option(
-        help="Milvus server for --store milvus, e.g. http://milvus:19530 [default: milvus-lite in the folder].")] = None,
+        help="Milvus server for --store milvus, e.g. http://milvus:19530 [default: milvus-lite in the "
+        "folder].")] = None,
 ) -> None:
     """Add images to a collection, creating it if needed.
 

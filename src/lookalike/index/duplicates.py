@@ -3,8 +3,8 @@
 Two images are near-duplicates when the inner product of their vectors exceeds a threshold; a
 group is a connected component of that relation (so a chain of close copies forms one group).
 The search runs in blocks of matrix products (over an inverted file above 20,000 vectors) and
-keeps only the pairs it finds, so memory grows with the number of near pairs, never with N x N (the complaint users have about
-duplicate finders that build the full similarity matrix).
+keeps only the pairs it finds, so memory grows with the number of near pairs, never with N x N
+(the complaint users have about duplicate finders that build the full similarity matrix).
 
 The presets are calibrated on copydays for the default descriptor (GeM at three scales); how,
 and the precision and recall each gives, are in docs/benchmarks.md ("Near-duplicates").
