@@ -7,7 +7,9 @@ import pytest
 from scipy.sparse.csgraph import connected_components
 
 from lookalike.errors import LookalikeError
-from lookalike.index.duplicates import PRESETS, connected_groups, find_groups, preset_threshold, similar_pairs
+from lookalike.index.duplicates import (
+    NPROBE, PRESETS, connected_groups, find_groups, preset_threshold, similar_pairs, train_lists,
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -67,6 +69,25 @@ def test_inverted_file_range_search_is_exact_in_what_it_finds_and_finds_nearly_a
     approximate = {tuple(p) for p in similar_pairs(x, 0.8, exact_up_to=0)}
     assert approximate <= exact  # every pair returned really scores above the threshold
     assert len(approximate) >= 0.95 * len(exact) and len(exact) > 300
+
+
+def test_inverted_file_join_equals_faiss_ivf_range_search_over_the_same_lists():
+    """The list-by-list join finds what faiss's IVF range search finds with the same lists and
+    nprobe, from either end of a pair (faiss is the reference implementation)."""
+    import faiss
+
+    x, _ = clustered(n_sources=300, copies=2, dim=48, noise=0.35, seed=2)
+    centroids = train_lists(x)  # seeded: the join trains the same lists
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], len(centroids), faiss.METRIC_INNER_PRODUCT)
+    index.quantizer.add(centroids)
+    index.is_trained = True
+    index.add(x)
+    index.nprobe = NPROBE
+    lims, _, ids = index.range_search(x, 0.75)
+    queries = np.repeat(np.arange(len(x)), np.diff(lims).astype(np.int64))
+    reference = {tuple(sorted(p)) for p in zip(queries.tolist(), ids.tolist()) if p[0] != p[1]}
+    got = {tuple(p) for p in similar_pairs(x, 0.75, exact_up_to=0).tolist()}
+    assert got == reference and len(got) > 300
 
 
 def test_presets_and_bad_input():

@@ -109,7 +109,7 @@ def _list_join(x: np.ndarray, threshold: float):
     :data:`IVF_BATCH` rows, rather than row by row as a range search scans them: the same pairs
     at BLAS speed, which is what makes 1,280-d vectors fast. Memory: one block of scores.
     """
-    probes = _probes(x)
+    probes = nearest_lists(x, train_lists(x))
     own = probes[:, 0]
     members = _by_list(own, np.arange(len(x)))
     askers = _by_list(probes.ravel(), np.repeat(np.arange(len(x)), probes.shape[1]))
@@ -125,10 +125,9 @@ def _list_join(x: np.ndarray, threshold: float):
             yield np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)  # found from either end: deduplicated later
 
 
-def _probes(x: np.ndarray) -> np.ndarray:
-    """``(N, NPROBE)`` the nearest lists of each row, nearest first, among about 2 sqrt(N) lists
-    trained (spherical k-means) on 16 rows per list: training and the join cost about the same
-    then."""
+def train_lists(x: np.ndarray) -> np.ndarray:
+    """``(L, D)`` centroids of about 2 sqrt(N) inverted lists, spherical k-means on 16 rows per
+    list: training and the join cost about the same then."""
     import faiss
 
     from lookalike.sampling import evenly_spaced
@@ -136,9 +135,16 @@ def _probes(x: np.ndarray) -> np.ndarray:
     lists = int(2 * np.sqrt(len(x)))
     kmeans = faiss.Kmeans(x.shape[1], lists, niter=10, spherical=True, min_points_per_centroid=16, seed=1234)
     kmeans.train(evenly_spaced(x, 16 * lists))
+    return kmeans.centroids
+
+
+def nearest_lists(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``(N, NPROBE)`` the lists of highest inner product with each row, nearest first."""
+    import faiss
+
     quantizer = faiss.IndexFlatIP(x.shape[1])
-    quantizer.add(kmeans.centroids)
-    return quantizer.search(x, min(NPROBE, lists))[1]
+    quantizer.add(centroids)
+    return quantizer.search(x, min(NPROBE, len(centroids)))[1]
 
 
 def _by_list(lists: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
