@@ -8,7 +8,13 @@ from scipy.sparse.csgraph import connected_components
 
 from lookalike.errors import LookalikeError
 from lookalike.index.duplicates import (
-    NPROBE, PRESETS, connected_groups, find_groups, preset_threshold, similar_pairs, train_lists,
+    NPROBE,
+    PRESETS,
+    connected_groups,
+    find_groups,
+    preset_threshold,
+    similar_pairs,
+    train_lists,
 )
 
 
