@@ -14,20 +14,23 @@ pytest.importorskip("milvus_lite", reason="the Milvus store is tested with milvu
 
 
 def test_a_milvus_collection_from_the_command_line(tmp_path, image_dir):
+    from tests.conftest import photo
+
+    photo(4).resize((192, 128)).save(image_dir / "img04_large.png")  # a near-duplicate of img04.jpg
     collection = tmp_path / "c"
     result = run("index", image_dir, "-c", collection, "-d", "color-hist", "--workers", "1", "--store", "milvus")
-    assert "12 indexed" in result.stdout and (collection / "milvus.db").exists()
+    assert "13 indexed" in result.stdout and (collection / "milvus.db").exists()
     assert not list(collection.glob("index-*.faiss"))
 
     hits = json.loads(run("search", image_dir / "img05.jpg", "-c", collection, "-k", "3", "--json").stdout)
     assert hits["results"][0]["path"].endswith("img05.jpg") and len(hits["results"]) == 3
-    groups = json.loads(run("duplicates", "-c", collection, "--threshold", "0.999", "--json").stdout)
-    assert isinstance(groups, (list, dict))
+    groups = json.loads(run("duplicates", "-c", collection, "--threshold", "0.9", "--json").stdout)["groups"]
+    assert [[m["path"].rsplit("/", 1)[-1] for m in g] for g in groups] == [["img04_large.png", "img04.jpg"]]
     info = json.loads(run("info", collection, "--json").stdout)
     assert info["store"]["kind"] == "milvus" and info["index_state"].startswith("Milvus FLAT")
 
-    assert "11 left" in run("remove", image_dir / "img05.jpg", "-c", collection).stdout
-    hits = json.loads(run("search", image_dir / "img05.jpg", "-c", collection, "-k", "11", "--json").stdout)
+    assert "12 left" in run("remove", image_dir / "img05.jpg", "-c", collection).stdout
+    hits = json.loads(run("search", image_dir / "img05.jpg", "-c", collection, "-k", "12", "--json").stdout)
     assert not any(r["path"].endswith("img05.jpg") for r in hits["results"])
 
     run("reindex", collection, "--index", "HNSW16")
