@@ -148,7 +148,8 @@ def main() -> None:
     print("| code | first open in a process: wall | cpu | next open: wall | cpu |\n|---|---|---|---|---|")
     for label, code in sources.items():
         t = open_times(collections[f"{SYNTHETIC:,} synthetic, gem x3"], code, cache, args.runs)
-        print(f"| {label} | {t['first wall']:.0f} | {t['first cpu']:.0f} | {t['again wall']:.0f} | {t['again cpu']:.0f} |")
+        columns = ("first wall", "first cpu", "again wall", "again cpu")
+        print(f"| {label} | " + " | ".join(f"{t[k]:.0f}" for k in columns) + " |")
 
     print(f"\n## `python -m lookalike search q -c DIR -k 5`, whole process (warm: median of {args.runs}, ms)\n")
     print("| code | collection | query | cold wall | cold cpu | warm wall | warm cpu | torch imported |")

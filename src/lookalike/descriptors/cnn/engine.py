@@ -132,7 +132,8 @@ def load_engine(backbone: str, weights: str, engine: str = "auto", threads: int 
     if engine not in ENGINES:
         raise LookalikeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "onnx" and not onnx_available():
-        raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or lookalike[deep])")
+        raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx "
+                             "(or lookalike[deep])")
     threads = threads or default_threads()
 
     def build() -> Backbone:

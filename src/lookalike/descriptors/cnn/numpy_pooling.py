@@ -99,5 +99,5 @@ def _starts(length: int, side: int, count: int) -> list[int]:
 def rmac(x: np.ndarray, levels: int = 3) -> np.ndarray:
     """Regional MAC: MAC of each region, L2-normalised and summed (no regional whitening)."""
     regions = rmac_regions(x.shape[2], x.shape[3], levels)
-    vectors = np.stack([x[:, :, t:t + h, l:l + w].max(axis=(2, 3)) for t, l, h, w in regions], axis=1)
+    vectors = np.stack([x[:, :, t:t + h, s:s + w].max(axis=(2, 3)) for t, s, h, w in regions], axis=1)
     return l2_normalize(vectors).sum(axis=1)  # [B, R, C] -> [B, C]

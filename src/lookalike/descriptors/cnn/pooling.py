@@ -70,7 +70,7 @@ def rmac(x: torch.Tensor, levels: int = 3, *, transform=None) -> torch.Tensor:
     """Regional MAC: MAC of each region, L2-normalised, ``transform``-ed (the learned PCA-whitening
     of the paper, a function of ``[R, C]`` rows), normalised again and summed."""
     regions = rmac_regions(x.shape[2], x.shape[3], levels)
-    vectors = torch.stack([x[:, :, t:t + h, l:l + w].amax(dim=(2, 3)) for t, l, h, w in regions], dim=1)
+    vectors = torch.stack([x[:, :, t:t + h, s:s + w].amax(dim=(2, 3)) for t, s, h, w in regions], dim=1)
     vectors = nn.functional.normalize(vectors, dim=-1)  # [B, R, C]
     if transform is not None:
         batch, count, _ = vectors.shape
