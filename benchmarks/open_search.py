@@ -17,7 +17,8 @@ between runs. Three tables:
 3. With ``--baseline-src``, the same warm searches and opens run from another checkout (e.g.
    the main branch before this change), in the same run.
 
-The CLI runs with its default threads; ``python -c pass`` is printed as the floor of a process.
+The CLI runs with its default threads. As floors, ``python -c pass`` and ``python -m lookalike
+--version`` (the interpreter, Typer and the command tree, no command) are timed too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ SYNTHETIC = 10_000
 CLI = ("import runpy, sys\nsys.argv = ['lookalike', *sys.argv[1:]]\n"
        "try:\n    runpy.run_module('lookalike', run_name='__main__')\n"
        "finally:\n    print('TORCH', 'torch' in sys.modules, file=sys.stderr)")
+
+#: the command line's own start: Python, Typer and the command tree, with no command to run
+CLI_VERSION = ["-m", "lookalike", "--version"]
 
 #: opens a collection twice in a fresh process, printing wall and CPU seconds of each open
 OPEN = ("import sys, time, json\nfrom lookalike.index import Collection\nimport faiss, numpy\nout = []\n"
@@ -139,9 +143,12 @@ def main() -> None:
         "100 eth80, -d gem": real_collection(args.work / "eth80-gem", images, ["-d", "gem"], src, cache),
         f"{SYNTHETIC:,} synthetic, gem x3": synthetic_collection(args.work / "synthetic-10k", src, cache),
     }
-    floor = median([timed([sys.executable, "-c", "pass"], environment(src, cache))[0] for _ in range(args.runs)])
-    print(f"a bare `python -c pass`: {floor:.0f} ms wall; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores\n")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| floor of a process | wall | cpu |\n|---|---|---|")
+    for what, command in (("`python -c pass`", ["-c", "pass"]), ("`python -m lookalike --version`", CLI_VERSION)):
+        runs = [timed([sys.executable, *command], environment(src, cache))[:2] for _ in range(args.runs)]
+        print(f"| {what} | {median([w for w, _ in runs]):.0f} | {median([c for _, c in runs]):.0f} |")
+    print()
 
     sources = {"this checkout": src, **({"baseline": args.baseline_src.resolve()} if args.baseline_src else {})}
     print(f"## Collection.open, {SYNTHETIC:,} images x 1,280-D (median of {args.runs} processes, ms)\n")
