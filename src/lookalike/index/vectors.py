@@ -95,4 +95,3 @@ def read_mapped(path: Path):
         return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
     except RuntimeError:
         return None
-

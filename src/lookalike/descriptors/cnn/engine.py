@@ -82,7 +82,7 @@ class OnnxEngine:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             # idle threads sleep instead of spinning: a spinning thread takes a core from the others
             # (and from other processes) between operators; with no spinning a one-image search costs
-            # 10-15% less CPU on a busy machine (docs/benchmarks.md, issue 14)
+            # 10-15% less CPU on a busy machine (docs/design.md, "Collections that open instantly")
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             path = onnx_file(self.key) or export_onnx(self.build())
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
