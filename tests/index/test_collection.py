@@ -115,3 +115,26 @@ def test_dimension_mismatch(tmp_path):
             c.write([Entry("/a", "h", 1, 1, 1, np.zeros(3, np.float32))])
         with pytest.raises(LookalikeError, match=r"shape \(N, 128\)"):
             c.search(np.zeros((1, 3), np.float32), 1)
+
+
+def _vectors_mapped(collection) -> bool:
+    import faiss
+
+    return not faiss.downcast_index(collection._index.index).codes.is_owned
+
+
+def test_a_read_only_open_maps_the_index_and_searches_as_a_writable_one(tmp_path):
+    rows = entries(40)
+    with Collection.create(tmp_path / "c", create("edge-hist")) as c:
+        c.write(rows)
+    queries = np.stack([r.vector for r in rows[:5]])
+    with Collection.open(tmp_path / "c") as mapped:
+        assert _vectors_mapped(mapped) and not mapped.rebuilt and len(mapped) == 40
+        expected = mapped.search(queries, 7)
+    with Collection.open(tmp_path / "c", writable=True) as c:  # read, so that it can grow
+        assert not _vectors_mapped(c)
+        np.testing.assert_array_equal(c.search(queries, 7)[1], expected[1])
+        np.testing.assert_allclose(c.search(queries, 7)[0], expected[0], rtol=1e-6)
+        c.write(entries(3, start=40, seed=1))
+    with Collection.open(tmp_path / "c") as mapped:
+        assert len(mapped) == 43 and not mapped.rebuilt and _vectors_mapped(mapped)

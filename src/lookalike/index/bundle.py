@@ -8,6 +8,12 @@ checked against its sha256 and the config gets absolute paths inside the folder.
 can be moved, renamed or opened from any directory, and a file changed behind its back is an
 error instead of silently different results.
 
+Hashing network weights on every open would cost more than the search itself, so the manifest's
+``"stamps"`` remember each file's size and modification time as they were when it last matched
+its sha256 (as the faiss files' checksums do): a file whose stamp still matches is not hashed
+again. Writing a file changes its modification time, so a changed file is still hashed and
+refused; a copy that does not keep modification times is hashed until a writable open stamps it.
+
 Anything else a collection needs to keep (a learned model of another stage) goes through the
 same ``"files"`` entry with :func:`keep` and :func:`resolve`.
 """
@@ -24,6 +30,8 @@ from lookalike.errors import CollectionError
 
 #: manifest key: name inside the collection folder -> sha256 of its bytes
 FILES = "files"
+#: manifest key: name -> "<sha256> <size> <mtime_ns>" of the file when it last matched that sha256
+STAMPS = "stamps"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -62,15 +70,29 @@ def keep_descriptor_files(folder: Path, spec: dict[str, Any], options: tuple[str
     return {**spec, "config": config}
 
 
-def check(folder: Path, files: dict[str, str]) -> None:
-    """Raise :class:`CollectionError`, naming the file, if a kept file is missing or changed."""
+def check(folder: Path, files: dict[str, str], stamps: dict[str, str] | None = None) -> bool:
+    """Raise :class:`CollectionError`, naming the file, if a kept file is missing or changed.
+
+    With ``stamps`` (:data:`STAMPS`), a file whose size, modification time and sha256 are those
+    stamped is taken as unchanged without reading it; the stamps of the files that had to be
+    hashed are updated in place. Returns whether ``stamps`` changed (worth saving).
+    """
+    changed = False
     for name, expected in files.items():
         path = resolve(folder, name)
         if not path.is_file():
             raise CollectionError(f"{path}: missing from the collection; restore it or rebuild the collection")
+        stat = path.stat()
+        stamp = f"{expected} {stat.st_size} {stat.st_mtime_ns}"
+        if stamps is not None and stamps.get(name) == stamp:
+            continue
         if sha256_of(path) != expected:
             raise CollectionError(f"{path}: changed since the collection was built (sha256 differs); "
                                   "restore the original file or rebuild the collection")
+        if stamps is not None:
+            stamps[name] = stamp
+            changed = True
+    return changed
 
 
 def resolve(folder: Path, name: str) -> Path:

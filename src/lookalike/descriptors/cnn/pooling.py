@@ -2,7 +2,8 @@
 
 Pure functions of a non-negative feature map (the last ReLU of the network), none of which
 normalises its output: the descriptors do that, after combining scales. :class:`GeM` and
-:class:`NetVLAD` are the trainable layers, for fine-tuning.
+:class:`NetVLAD` are the trainable layers, for fine-tuning. The ONNX engine pools with their numpy
+twins (:mod:`lookalike.descriptors.cnn.numpy_pooling`), so that it runs without torch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 
 import torch
 from torch import nn
+
+from lookalike.descriptors.cnn.numpy_pooling import rmac_regions
 
 
 def mac(x: torch.Tensor) -> torch.Tensor:
@@ -63,42 +66,11 @@ def gem(x: torch.Tensor, p: float | torch.Tensor = 3.0, *, eps: float = 1e-6) ->
     return peak[:, :, 0, 0] * (x / peak).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 
-def rmac_regions(height: int, width: int, levels: int = 3, overlap: float = 0.4) -> list[tuple[int, int, int, int]]:
-    """R-MAC's square regions ``(top, left, size, size)`` on an ``H x W`` map (Tolias et al., ICLR 2016).
-
-    At level ``l = 1..L`` the side is ``2 min(H, W) / (l + 1)``; ``l`` regions fit along the short
-    side and ``l + m - 1`` along the long one, ``m`` chosen once so that the level-1 regions
-    overlap by the amount closest to ``overlap``.
-    """
-    short, long_ = min(height, width), max(height, width)
-    m = 1
-    if long_ > short:  # how many level-1 squares to lay along the long side (2..7, as in the paper)
-        def share(n: int) -> float:
-            return (short - (long_ - short) / (n - 1)) / short
-        m = min(range(2, 8), key=lambda n: abs(share(n) - overlap))
-    regions = []
-    for level in range(1, levels + 1):
-        side = max(1, math.floor(2 * short / (level + 1)))
-        along_short, along_long = level, level + m - 1
-        rows, cols = (along_short, along_long) if height <= width else (along_long, along_short)
-        for top in _starts(height, side, rows):
-            for left in _starts(width, side, cols):
-                regions.append((top, left, side, side))
-    return regions
-
-
-def _starts(length: int, side: int, count: int) -> list[int]:
-    if count == 1:
-        return [(length - side) // 2]
-    step = (length - side) / (count - 1)
-    return [round(i * step) for i in range(count)]
-
-
 def rmac(x: torch.Tensor, levels: int = 3, *, transform=None) -> torch.Tensor:
     """Regional MAC: MAC of each region, L2-normalised, ``transform``-ed (the learned PCA-whitening
     of the paper, a function of ``[R, C]`` rows), normalised again and summed."""
     regions = rmac_regions(x.shape[2], x.shape[3], levels)
-    vectors = torch.stack([x[:, :, t:t + h, l:l + w].amax(dim=(2, 3)) for t, l, h, w in regions], dim=1)
+    vectors = torch.stack([x[:, :, t:t + h, s:s + w].amax(dim=(2, 3)) for t, s, h, w in regions], dim=1)
     vectors = nn.functional.normalize(vectors, dim=-1)  # [B, R, C]
     if transform is not None:
         batch, count, _ = vectors.shape

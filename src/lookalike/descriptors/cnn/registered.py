@@ -9,6 +9,10 @@ L2-normalised vectors are averaged, then normalised again.
 Like every descriptor they run in the extraction's worker processes, each with its share of the
 cores as threads: one image at a time through a single-threaded forward pass per worker is 1.5x
 faster on two cores than batches through one two-threaded pass (``docs/benchmarks.md``).
+
+On the ONNX engine the feature map is pooled in numpy (:meth:`CnnDescriptor.pool_array`), and
+this module imports torch only where a descriptor needs it (the torch engine, NetVLAD,
+fine-tuned weights): searching a collection with the default descriptor never loads torch.
 """
 
 from __future__ import annotations
@@ -18,19 +22,22 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from lookalike.descriptors.aggregate import KMeansVocabulary
-from lookalike.descriptors.aggregate.registered import PER_IMAGE
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
-from lookalike.descriptors.cnn import pooling
-from lookalike.descriptors.cnn.backbone import load_backbone, read_weights_config
+from lookalike.descriptors.cnn import numpy_pooling
+from lookalike.descriptors.cnn.catalog import known_channels
 from lookalike.descriptors.cnn.engine import load_engine
 from lookalike.descriptors.cnn.inputs import check_input_options, network_input, scaled_inputs
 from lookalike.errors import LookalikeError
 from lookalike.sampling import evenly_spaced
+
+if TYPE_CHECKING:
+    import torch
+
+    from lookalike.descriptors.cnn import pooling
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,13 @@ class CnnDescriptor(Descriptor):
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` feature maps -> ``[B, raw_dim]`` (not normalised)."""
 
+    def pool_array(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`pool` on a numpy feature map, ``[B, C, H, W]`` -> ``[B, raw_dim]`` float32: how the
+        ONNX engine pools. Subclasses compute it in numpy; this fallback runs :meth:`pool` in torch."""
+        import torch
+
+        return self.pool(torch.from_numpy(features)).numpy()
+
     # ---- describing ---------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         """The image at each scale, ``[3, H, W]`` float32 pixels, the longer side at most ``max_side``."""
@@ -76,9 +90,18 @@ class CnnDescriptor(Descriptor):
 
     def feature_map(self, pixels: np.ndarray) -> torch.Tensor:
         """The network's last feature map ``[C, h, w]`` of one prepared ``[3, H, W]`` image."""
-        return self.engine(pixels[None])[0]
+        import torch
+
+        return torch.from_numpy(self.engine(pixels[None])[0])
 
     def compute(self, image: np.ndarray) -> np.ndarray:
+        engine = self.engine
+        if engine.name == "onnx":  # numpy from end to end: no torch in the process
+            total = sum(numpy_pooling.l2_normalize(self.pool_array(engine(pixels[None])))[0]
+                        for pixels in self.prepare(image))
+            return numpy_pooling.l2_normalize(total).astype(np.float32)
+        import torch
+
         total = torch.zeros(self.raw_dim)
         for pixels in self.prepare(image):
             total += torch.nn.functional.normalize(self.pool(self.feature_map(pixels)[None]), dim=1)[0]
@@ -91,7 +114,19 @@ def _engine(config: CnnConfig):
 
 
 def _channels(config: CnnConfig) -> int:
+    known = known_channels(config.backbone, config.weights)
+    if known is not None:
+        return known
+    from lookalike.descriptors.cnn.backbone import load_backbone
+
     return load_backbone(config.backbone, config.weights).channels
+
+
+def _pooling():
+    """The torch pooling functions, imported on first use."""
+    from lookalike.descriptors.cnn import pooling
+
+    return pooling
 
 
 @dataclass(frozen=True)
@@ -114,6 +149,9 @@ class OffTheShelf(CnnDescriptor):
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         return features.mean(dim=(2, 3))
 
+    def pool_array(self, features: np.ndarray) -> np.ndarray:
+        return numpy_pooling.average(features)
+
 
 class Mac(CnnDescriptor):
     """MAC: the maximum of each channel (Tolias et al., ICLR 2016)."""
@@ -122,7 +160,10 @@ class Mac(CnnDescriptor):
     advice = "deep, strongest activations: objects that fill the frame"
 
     def pool(self, features):
-        return pooling.mac(features)
+        return _pooling().mac(features)
+
+    def pool_array(self, features):
+        return numpy_pooling.mac(features)
 
 
 @dataclass(frozen=True)
@@ -138,7 +179,10 @@ class Spoc(CnnDescriptor):
     Config = SpocConfig
 
     def pool(self, features):
-        return pooling.spoc(features, prior=self.config.centre_prior)
+        return _pooling().spoc(features, prior=self.config.centre_prior)
+
+    def pool_array(self, features):
+        return numpy_pooling.spoc(features, prior=self.config.centre_prior)
 
 
 class Crow(CnnDescriptor):
@@ -148,7 +192,10 @@ class Crow(CnnDescriptor):
     advice = "deep, weighted pooling: landmarks in clutter"
 
     def pool(self, features):
-        return pooling.crow(features)
+        return _pooling().crow(features)
+
+    def pool_array(self, features):
+        return numpy_pooling.crow(features)
 
 
 @dataclass(frozen=True)
@@ -173,7 +220,10 @@ class Rmac(CnnDescriptor):
             raise LookalikeError(f"rmac: levels must be >= 1, got {self.config.levels}")
 
     def pool(self, features):
-        return pooling.rmac(features, self.config.levels)
+        return _pooling().rmac(features, self.config.levels)
+
+    def pool_array(self, features):
+        return numpy_pooling.rmac(features, self.config.levels)
 
 
 @dataclass(frozen=True)
@@ -200,11 +250,18 @@ class Gem(CnnDescriptor):
         """The exponent in use: ``-s p=...`` if given, else the fine-tuned model's, else 3."""
         if self.config.p is not None:
             return self.config.p
-        learned = read_weights_config(self.config.weights).get("p") if self.config.weights else None
+        if not self.config.weights:
+            return 3.0
+        from lookalike.descriptors.cnn.backbone import read_weights_config
+
+        learned = read_weights_config(self.config.weights).get("p")
         return float(learned) if learned is not None else 3.0
 
     def pool(self, features):
-        return pooling.gem(features, self.p)
+        return _pooling().gem(features, self.p)
+
+    def pool_array(self, features):
+        return numpy_pooling.gem(features, self.p)
 
 
 @dataclass(frozen=True)
@@ -257,13 +314,19 @@ class NetVlad(CnnDescriptor):
     # ---- learning -----------------------------------------------------------------------
     def training_sample(self, image: np.ndarray) -> np.ndarray:
         """Up to PER_IMAGE feature-map vectors of the image (at the first scale), evenly spaced."""
+        from lookalike.descriptors.aggregate.registered import PER_IMAGE
+
         return evenly_spaced(self.feature_map(self.prepare(image)[0]).flatten(1).T.numpy(), PER_IMAGE)
 
     def fit(self, per_image: list[np.ndarray], out: str | Path, *, seed: int = 0) -> NetVlad:
+        import torch
+
+        from lookalike.descriptors.aggregate import KMeansVocabulary
+
         sample = np.concatenate([x for x in per_image if len(x)])
         sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
         centres = KMeansVocabulary(self.config.k, seed=seed).fit(sample).centers_
-        alpha = pooling.assignment_sharpness(torch.from_numpy(sample), torch.from_numpy(centres))
+        alpha = _pooling().assignment_sharpness(torch.from_numpy(sample), torch.from_numpy(centres))
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp.npz")
@@ -274,6 +337,8 @@ class NetVlad(CnnDescriptor):
 
 @lru_cache(maxsize=8)
 def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
+    import torch
+
     try:
         with np.load(path, allow_pickle=False) as data:
             kind, clusters = str(data["kind"]), int(data["k"])
@@ -282,4 +347,4 @@ def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
         raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
     if kind != "netvlad" or clusters != k:
         raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
-    return pooling.NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
+    return _pooling().NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
