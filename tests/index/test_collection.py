@@ -120,7 +120,7 @@ def test_dimension_mismatch(tmp_path):
 def _vectors_mapped(collection) -> bool:
     import faiss
 
-    return not faiss.downcast_index(collection._index.index).codes.is_owned
+    return not faiss.downcast_index(collection.store._index.index).codes.is_owned
 
 
 def test_a_read_only_open_maps_the_index_and_searches_as_a_writable_one(tmp_path):
