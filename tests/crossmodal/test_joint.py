@@ -27,6 +27,9 @@ def _paired(seed=0, n=40, dx=24, dt=16, per_image=2):
     {"method": "triplet", "dim": 8, "epochs": 5, "batch_size": 16},
     {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "hidden": 12},
     {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "init": "cca", "losses": ("i2t", "t2i")},
+    {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all", "learn_temperature": True},
+    {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all"},
+    {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "ensemble": 2},
 ])
 def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
     images, texts, owner, captions = _paired()
@@ -43,6 +46,17 @@ def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
     # the file holds tensors and JSON only: a weights_only load reads it
     data = torch.load(tmp_path / "joint.pt", weights_only=True)
     assert isinstance(data["config"], str) and all(isinstance(v, torch.Tensor) for v in data["state"].values())
+
+
+def test_an_ensemble_averages_its_members_cosines():
+    images, texts, owner, _ = _paired()
+    options = {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "captions": "all", "seed": 3}
+    joined = JointEmbedding(**options, ensemble=3).fit(images, texts, owner, progress=False)
+    assert joined.dim == 24 and joined.encode_images(images).shape == (len(images), 24)
+    members = [JointEmbedding(**{**options, "seed": 3 + i}).fit(images, texts, owner, progress=False) for i in range(3)]
+    cosines = [m.encode_texts(texts) @ m.encode_images(images).T for m in members]
+    np.testing.assert_allclose(joined.encode_texts(texts) @ joined.encode_images(images).T, np.mean(cosines, axis=0),
+                               atol=1e-5)
 
 
 def test_cca_space_pairs_images_with_their_captions():

@@ -138,7 +138,7 @@ def attach_joint(collection: Collection, model_path: str | Path) -> JointEmbeddi
             "collection's descriptor (lookalike train-joint -d ... -s ...)")
     files = dict(collection.manifest.get(bundle.FILES, {}))
     bundle.keep(collection.path, model_path, JOINT_FILE, files)
-    collection.set_manifest(files=files, joint={"file": JOINT_FILE, "dim": model.config.dim,
+    collection.set_manifest(files=files, joint={"file": JOINT_FILE, "dim": model.dim,
                                                 "text": model.text_spec.get("name"), "method": model.config.method})
     for old in collection.path.glob("joint-*.faiss"):
         old.unlink()
@@ -163,7 +163,7 @@ def joint_index(collection: Collection, model: JointEmbedding):
     if current.exists():
         return flat.read(current)
     ids, vectors = collection.metadata.vectors()
-    index = flat.new_index(model.config.dim)
+    index = flat.new_index(model.dim)
     if len(ids):
         index.add_with_ids(model.encode_images(vectors), ids)
     if collection.writable:
