@@ -23,13 +23,13 @@ def _paired(seed=0, n=40, dx=24, dt=16, per_image=2):
 
 
 @pytest.mark.parametrize("options", [
-    {"method": "cca", "dim": 4},
+    {"method": "cca", "dim": 4, "hubness": 3},
     {"method": "triplet", "dim": 8, "epochs": 5, "batch_size": 16},
     {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "hidden": 12},
     {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "init": "cca", "losses": ("i2t", "t2i")},
     {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all", "learn_temperature": True},
     {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all"},
-    {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "ensemble": 2},
+    {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "ensemble": 2, "hubness": 5},
 ])
 def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
     images, texts, owner, captions = _paired()
@@ -43,6 +43,9 @@ def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
         b = getattr(loaded, encode)(images if encode == "encode_images" else texts)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+        penalties = "image_penalties" if encode == "encode_images" else "text_penalties"
+        np.testing.assert_array_equal(getattr(model, penalties)(a), getattr(loaded, penalties)(b))
+        assert (getattr(model, penalties)(a) != 0).all() == bool(options.get("hubness"))
     # the file holds tensors and JSON only: a weights_only load reads it
     data = torch.load(tmp_path / "joint.pt", weights_only=True)
     assert isinstance(data["config"], str) and all(isinstance(v, torch.Tensor) for v in data["state"].values())

@@ -42,6 +42,9 @@ def train_joint(
                                           "of them as positives.")] = "one",
     ensemble: Annotated[int, typer.Option(help="Train this many pairs of heads (successive seeds) and join "
                                           "them: the cosine is their mean.")] = 1,
+    hubness: Annotated[int, typer.Option(help="Hubness correction (CSLS): a candidate's score drops by half its "
+                                         "mean cosine to its K nearest training items of the other modality; "
+                                         "0 = off. Kept in the model (its training rows, the heads' inputs).")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs at most.")] = 300,
     holdout: Annotated[int, typer.Option(help="Training images held out to pick the best epoch and stop "
                                          "early (0 = train on all, for all epochs).")] = 100,
@@ -59,7 +62,7 @@ def train_joint(
       lookalike train-joint ../shared/data/captions -d gem --text minilm -o joint.pt --plot joint.png
 
     The best measured (docs/benchmarks.md): -d gem-flip -s scales=1,0.7071,0.5,1.4142 --method infonce
-    --captions all --ensemble 5 --joint-set lr=0.0003 --joint-set dropout=0.3
+    --captions all --ensemble 5 --hubness 10 --joint-set lr=0.0003 --joint-set dropout=0.3
 
     Then search a collection with words: lookalike reindex DIR --joint joint.pt;
     lookalike search --text "two dogs playing in the snow" -c DIR
@@ -71,6 +74,7 @@ def train_joint(
 
     options = parse_overrides(JointConfig, joint_set or [])
     config = JointConfig(**{"method": method, "dim": dim, "epochs": epochs, "captions": captions, "ensemble": ensemble,
+                            "hubness": hubness,
                             "losses": tuple(s.strip() for s in losses.split(",") if s.strip()), **options})
     encoder = create_text_encoder(text, **({"device": device} if text == "minilm" else {}))
     model, report = train(data, descriptor_from_options(descriptor, settings), encoder, out, config=config,

@@ -30,6 +30,7 @@ FORMAT_VERSION = 1
 METHODS = ("triplet", "infonce", "cca")
 LOSSES = ("visual", "i2t", "t2i")
 CAPTIONS = ("one", "all")
+HUBNESS_WEIGHT = 0.5  # CSLS: 2 cos(q, x) - r(x) ranks as cos(q, x) - r(x) / 2 (r(q) is the same for every x)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class JointConfig:
     init: str = "random"  # triplet/infonce: start from random heads, or from the CCA solution ("cca")
     seed: int = 0  # initial weights and batches
     ensemble: int = 1  # triplet/infonce: train this many pairs of heads (seeds seed, seed+1, ...) and join them
+    # hubness correction (CSLS): a candidate's score drops by half its mean cosine to its `hubness`
+    # nearest training items of the other modality; 0 = plain cosine
+    hubness: int = 0
 
 
 class ProjectionHead(nn.Module):
@@ -120,6 +124,8 @@ class JointEmbedding:
             raise LookalikeError(f"joint: temperature must be > 0, got {c.temperature}")
         if not 0.0 <= c.dropout < 1.0:
             raise LookalikeError(f"joint: dropout must be in [0, 1), got {c.dropout}")
+        if c.hubness < 0:
+            raise LookalikeError(f"joint: hubness must be >= 0 (0 = off), got {c.hubness}")
         if c.ensemble < 1 or (c.ensemble > 1 and c.method == "cca"):
             raise LookalikeError(f"joint: ensemble must be >= 1, and 1 for cca (a closed form), got {c.ensemble}")
         if c.dim < 1 or c.hidden < 0 or c.epochs < 1 or c.batch_size < 2:
@@ -150,6 +156,8 @@ class JointEmbedding:
         if validation is not None:
             validation = _check_pairs(*validation)
         c = self.config
+        self.bank_ = (torch.tensor(images), torch.tensor(texts)) if c.hubness else None
+        self._bank_rows = None
         if c.ensemble > 1:
             return self._fit_ensemble(images, texts, owner, caption_vectors=caption_vectors, validation=validation,
                                       checkpoint=checkpoint, resume=resume, device=device, progress=progress)
@@ -226,6 +234,31 @@ class JointEmbedding:
         """``[M, Dt]`` text embeddings -> ``[M, dim]`` float32 joint-space rows."""
         return self._apply(self._head("text_head_"), vectors, "text")
 
+    # ---- the hubness correction ----------------------------------------------------------
+    def image_penalties(self, rows: np.ndarray) -> np.ndarray:
+        """``[N]`` what to subtract from the scores of joint-space image ``rows`` as candidates of a
+        text (or any joint-space) query: half their mean cosine to their ``hubness`` nearest training
+        captions (CSLS, Lample et al., ICLR 2018, "Word translation without parallel data"). An
+        image close to many captions, a hub, would otherwise come up for every query. Zeros when off."""
+        return self._penalties(rows, 1)
+
+    def text_penalties(self, rows: np.ndarray) -> np.ndarray:
+        """``[M]`` the same for joint-space caption ``rows`` as candidates of an image query, against
+        the training images."""
+        return self._penalties(rows, 0)
+
+    def _penalties(self, rows: np.ndarray, side: int) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        if not self.config.hubness:
+            return np.zeros(len(rows), np.float32)
+        if getattr(self, "_bank_rows", None) is None:
+            images, texts = self.bank_
+            self._bank_rows = (self.encode_images(images.numpy()), self.encode_texts(texts.numpy()))
+        bank = torch.from_numpy(self._bank_rows[side])
+        k = min(self.config.hubness, len(bank))
+        nearest = torch.topk(torch.from_numpy(rows) @ bank.T, k, dim=1).values
+        return (HUBNESS_WEIGHT * nearest.mean(dim=1)).numpy()
+
     def _head(self, name: str) -> ProjectionHead | Ensemble:
         if not self.fitted:
             raise LookalikeError("joint: not fitted; call fit() or JointEmbedding.load(path)")
@@ -270,9 +303,13 @@ class JointEmbedding:
         }
 
     def state(self) -> dict[str, torch.Tensor]:
-        """Both heads' tensors, named ``image.*`` and ``text.*``."""
-        return {f"{side}.{k}": v.detach().cpu().clone() for side in ("image", "text")
-                for k, v in getattr(self, f"{side}_head_").state_dict().items()}
+        """Both heads' tensors, named ``image.*`` and ``text.*``, and with ``hubness`` the training
+        rows the correction compares with, ``bank.images`` and ``bank.texts`` (the heads' inputs)."""
+        state = {f"{side}.{k}": v.detach().cpu().clone() for side in ("image", "text")
+                 for k, v in getattr(self, f"{side}_head_").state_dict().items()}
+        if self.config.hubness:
+            state["bank.images"], state["bank.texts"] = self.bank_
+        return state
 
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` atomically (one ``torch.save`` file); return the path."""
@@ -307,6 +344,7 @@ class JointEmbedding:
             prefix = side + "."
             getattr(model, f"{side}_head_").load_state_dict(
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        model.bank_ = (state["bank.images"], state["bank.texts"]) if c.hubness else None
         model.report_, model.history_ = meta.get("report", {}), []
         return model
 

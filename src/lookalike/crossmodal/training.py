@@ -145,7 +145,7 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
               "best_epoch": best["epoch"] + 1 if validation is not None else len(history),
               "validation_rsum": best["score"] if validation is not None else None,
               "train_seconds": time.perf_counter() - start, "device": device,
-              "temperature": float(temperature())}
+              "temperature": temperature().item()}
     return history, report
 
 
