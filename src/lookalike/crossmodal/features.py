@@ -17,7 +17,8 @@ from lookalike.descriptors.cnn.registered import Gem
 
 
 class MirroredGem(Gem):
-    """GeM of the image and its mirror image, averaged (every scale, both views)."""
+    """GeM (Radenović et al., PAMI 2018) of the image and its mirror image, averaged (every scale,
+    both views): the flip test-time augmentation of Krizhevsky et al. (NIPS 2012) as a descriptor."""
 
     name = "gem-flip"
     advice = "GeM averaged with the mirror image: left-right invariant, for joint image-text spaces"
