@@ -48,7 +48,7 @@ class JointConfig:
     captions: str = "one"  # per image and batch: one of its captions drawn at random, or "all" (all positives)
     epochs: int = 300  # training passes over the images at most
     patience: int = 30  # stop after this many epochs without a better validation score
-    batch_size: int = 128  # images per batch (each with one of its captions, drawn anew each epoch)
+    batch_size: int = 128  # images per batch (each with one caption drawn anew each epoch, or all: captions)
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
     regularisation: float = 0.1  # cca: ridge on each covariance, relative to its mean eigenvalue

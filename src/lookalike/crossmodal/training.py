@@ -114,10 +114,12 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
             if len(batch) < 2:
                 continue
             positives = None
-            if c.captions == "all":
-                caption = by_image[np.concatenate([np.arange(s, s + n) for s, n in zip(starts[batch], counts[batch])])]
+            if c.captions == "all":  # every caption of each batch image, image by image
+                n = counts[batch]
+                within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+                caption = by_image[np.repeat(starts[batch], n) + within]
                 positives = torch.from_numpy(
-                    np.arange(len(batch))[:, None] == np.repeat(np.arange(len(batch)), counts[batch])[None]).to(device)
+                    np.arange(len(batch))[:, None] == np.repeat(np.arange(len(batch)), n)[None]).to(device)
             else:
                 caption = by_image[starts[batch] + rng.integers(0, counts[batch])]
             batch_t = torch.from_numpy(batch).to(device)
