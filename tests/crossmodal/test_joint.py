@@ -134,3 +134,20 @@ def test_resuming_from_another_runs_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(LookalikeError, match="not a checkpoint of this training run"):
         JointEmbedding(dim=4, epochs=2, batch_size=16).fit(images, texts, owner, caption_vectors=captions,
                                                            checkpoint=checkpoint, resume=True, progress=False)
+
+
+def test_a_first_format_file_still_loads(tmp_path):
+    """A joint.pt written before ensembles and the hubness correction (format 1) reads as before."""
+    import json
+
+    images, texts, owner, _ = _paired()
+    model = JointEmbedding(method="cca", dim=4).fit(images, texts, owner)
+    data = torch.load(model.save(tmp_path / "joint.pt"), weights_only=True)
+    meta = json.loads(data["config"])
+    meta["format_version"] = 1
+    for key in ("captions", "learn_temperature", "ensemble", "hubness"):
+        del meta["config"][key]
+    torch.save({"config": json.dumps(meta), "state": data["state"]}, tmp_path / "old.pt")
+    old = JointEmbedding.load(tmp_path / "old.pt")
+    assert old.dim == 4 and not old.config.hubness
+    np.testing.assert_array_equal(old.encode_images(images), model.encode_images(images))

@@ -26,7 +26,7 @@ from lookalike.crossmodal.cca import cca
 from lookalike.errors import LookalikeError
 
 FORMAT = "lookalike-joint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ensembles, all-caption training and the hubness correction (its bank.* tensors)
 METHODS = ("triplet", "infonce", "cca")
 LOSSES = ("visual", "i2t", "t2i")
 CAPTIONS = ("one", "all")
