@@ -4,7 +4,8 @@ One forward pass per image and scale gives every pooling at once: GeM (p=3), ave
 the last feature map, each L2-normalised per scale, so that any multi-scale combination equals
 what the registered descriptor computes (``normalize(sum of per-scale vectors)``). The raw
 average-pooled vector of the 224 x 224 squashed image (what the ImageNet classifier reads) is
-kept too, for the zero-shot bridge.
+kept too, for the zero-shot bridge. ``--mirror`` describes the mirror images (left-right flip)
+the same way, into ``<name>-mirror.npz``: with the plain ones they give ``gem-flip``.
 
     python benchmarks/crossmodal_features.py --data ../shared/data --cache bench-output/crossmodal
 """
@@ -38,7 +39,8 @@ def eth80_images(data: Path) -> list[Path]:
     return paths
 
 
-def describe(paths: list[Path], backbone: str = "efficientnet-lite0", scales=SCALES) -> dict[str, np.ndarray]:
+def describe(paths: list[Path], backbone: str = "efficientnet-lite0", scales=SCALES,
+             mirror: bool = False) -> dict[str, np.ndarray]:
     from lookalike.descriptors import create
     from lookalike.descriptors.cnn import pooling
     from lookalike.io import load_image
@@ -49,6 +51,8 @@ def describe(paths: list[Path], backbone: str = "efficientnet-lite0", scales=SCA
     classifier_input = np.zeros((len(paths), gem.raw_dim), np.float32)
     for i, path in enumerate(tqdm(paths, desc="features", mininterval=10)):
         pixels = load_image(path).pixels
+        if mirror:
+            pixels = np.ascontiguousarray(pixels[:, ::-1])
         for s, prepared in enumerate(gem.prepare(pixels)):
             fmap = gem.feature_map(prepared)[None]
             vectors = torch.cat([pooling.gem(fmap, 3.0), fmap.mean(dim=(2, 3)), pooling.mac(fmap)])
@@ -57,13 +61,16 @@ def describe(paths: list[Path], backbone: str = "efficientnet-lite0", scales=SCA
     return {"pooled": pooled, "classifier_input": classifier_input}
 
 
-def cached(name: str, paths: list[Path], cache: Path, backbone: str = "efficientnet-lite0") -> dict[str, np.ndarray]:
-    """The features of ``paths``, from ``cache/<name>[-<backbone>].npz`` or computed and saved there."""
-    file = cache / (f"{name}.npz" if backbone == "efficientnet-lite0" else f"{name}-{backbone}.npz")
+def cached(name: str, paths: list[Path], cache: Path, backbone: str = "efficientnet-lite0",
+           mirror: bool = False) -> dict[str, np.ndarray]:
+    """The features of ``paths`` (or of their mirror images), from ``cache/<name>[-<backbone>][-mirror].npz``
+    or computed and saved there."""
+    stem = name if backbone == "efficientnet-lite0" else f"{name}-{backbone}"
+    file = cache / (f"{stem}-mirror.npz" if mirror else f"{stem}.npz")
     if not file.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         # the larger network, at the first three scales only: it costs 3x more per pixel
-        features = describe(paths, backbone, SCALES if backbone == "efficientnet-lite0" else SCALES[:3])
+        features = describe(paths, backbone, SCALES if backbone == "efficientnet-lite0" else SCALES[:3], mirror)
         np.savez(file.with_suffix(".tmp.npz"), names=np.array([str(p) for p in paths]), **features)
         file.with_suffix(".tmp.npz").rename(file)
     with np.load(file) as data:
@@ -76,7 +83,9 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
     parser.add_argument("--backbone", default="efficientnet-lite0")
     parser.add_argument("--only", choices=("captions", "eth80"))
+    parser.add_argument("--mirror", action="store_true", help="describe the mirror images (for gem-flip)")
     args = parser.parse_args()
     for name, paths in (("captions", caption_images(args.data)), ("eth80", eth80_images(args.data))):
         if args.only in (None, name):
-            print(name, {k: v.shape for k, v in cached(name, paths, args.cache, args.backbone).items()})
+            features = cached(name, paths, args.cache, args.backbone, args.mirror)
+            print(name, {k: v.shape for k, v in features.items()})

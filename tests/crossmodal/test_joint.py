@@ -23,10 +23,13 @@ def _paired(seed=0, n=40, dx=24, dt=16, per_image=2):
 
 
 @pytest.mark.parametrize("options", [
-    {"method": "cca", "dim": 4},
+    {"method": "cca", "dim": 4, "hubness": 3},
     {"method": "triplet", "dim": 8, "epochs": 5, "batch_size": 16},
     {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "hidden": 12},
     {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "init": "cca", "losses": ("i2t", "t2i")},
+    {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all", "learn_temperature": True},
+    {"method": "triplet", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all"},
+    {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "ensemble": 2, "hubness": 5},
 ])
 def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
     images, texts, owner, captions = _paired()
@@ -40,9 +43,23 @@ def test_saved_model_reloads_and_ranks_identically(tmp_path, options):
         b = getattr(loaded, encode)(images if encode == "encode_images" else texts)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+        penalties = "image_penalties" if encode == "encode_images" else "text_penalties"
+        np.testing.assert_array_equal(getattr(model, penalties)(a), getattr(loaded, penalties)(b))
+        assert (getattr(model, penalties)(a) != 0).all() == bool(options.get("hubness"))
     # the file holds tensors and JSON only: a weights_only load reads it
     data = torch.load(tmp_path / "joint.pt", weights_only=True)
     assert isinstance(data["config"], str) and all(isinstance(v, torch.Tensor) for v in data["state"].values())
+
+
+def test_an_ensemble_averages_its_members_cosines():
+    images, texts, owner, _ = _paired()
+    options = {"method": "infonce", "dim": 8, "epochs": 2, "batch_size": 16, "captions": "all", "seed": 3}
+    joined = JointEmbedding(**options, ensemble=3).fit(images, texts, owner, progress=False)
+    assert joined.dim == 24 and joined.encode_images(images).shape == (len(images), 24)
+    members = [JointEmbedding(**{**options, "seed": 3 + i}).fit(images, texts, owner, progress=False) for i in range(3)]
+    cosines = [m.encode_texts(texts) @ m.encode_images(images).T for m in members]
+    np.testing.assert_allclose(joined.encode_texts(texts) @ joined.encode_images(images).T, np.mean(cosines, axis=0),
+                               atol=1e-5)
 
 
 def test_cca_space_pairs_images_with_their_captions():
@@ -117,3 +134,20 @@ def test_resuming_from_another_runs_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(LookalikeError, match="not a checkpoint of this training run"):
         JointEmbedding(dim=4, epochs=2, batch_size=16).fit(images, texts, owner, caption_vectors=captions,
                                                            checkpoint=checkpoint, resume=True, progress=False)
+
+
+def test_a_first_format_file_still_loads(tmp_path):
+    """A joint.pt written before ensembles and the hubness correction (format 1) reads as before."""
+    import json
+
+    images, texts, owner, _ = _paired()
+    model = JointEmbedding(method="cca", dim=4).fit(images, texts, owner)
+    data = torch.load(model.save(tmp_path / "joint.pt"), weights_only=True)
+    meta = json.loads(data["config"])
+    meta["format_version"] = 1
+    for key in ("captions", "learn_temperature", "ensemble", "hubness"):
+        del meta["config"][key]
+    torch.save({"config": json.dumps(meta), "state": data["state"]}, tmp_path / "old.pt")
+    old = JointEmbedding.load(tmp_path / "old.pt")
+    assert old.dim == 4 and not old.config.hubness
+    np.testing.assert_array_equal(old.encode_images(images), model.encode_images(images))

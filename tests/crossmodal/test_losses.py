@@ -54,3 +54,32 @@ def test_bad_shapes():
         cross_modal_triplet_loss(torch.zeros(2, 3))
     with pytest.raises(ValueError):
         visual_triplet_loss(torch.zeros(3, 2), torch.zeros(2, 2))
+
+
+# two images, three texts: texts 0 and 1 describe image 0, text 2 image 1
+MULTI = torch.tensor([[0.9, 0.5, 0.6], [0.2, 0.4, 0.7]])
+OWNED = torch.tensor([[True, True, False], [False, False, True]])
+
+
+def test_cross_modal_triplet_with_several_positives_per_image():
+    # image->text, one term per positive pair: (0,0) 0.2-0.9+0.6 -> 0; (0,1) 0.2-0.5+0.6 = 0.3; (1,2) 0.2-0.7+0.4 -> 0
+    assert float(cross_modal_triplet_loss(MULTI, 0.2, positives=OWNED)) == pytest.approx(0.3 / 3)
+    # text->image: text 0 0.2-0.9+0.2 -> 0; text 1 0.2-0.5+0.4 = 0.1; text 2 0.2-0.7+0.6 = 0.1
+    assert float(cross_modal_triplet_loss(MULTI.T, 0.2, positives=OWNED.T)) == pytest.approx(0.2 / 3)
+    # the diagonal, given explicitly, is the default
+    eye = torch.eye(3, dtype=torch.bool)
+    default = float(cross_modal_triplet_loss(SIM))
+    assert float(cross_modal_triplet_loss(SIM, 0.2, positives=eye)) == pytest.approx(default)
+
+
+def test_info_nce_with_several_positives_per_image():
+    e = math.exp
+    rows = [-math.log((e(0.9) + e(0.5)) / (e(0.9) + e(0.5) + e(0.6))), -math.log(e(0.7) / (e(0.2) + e(0.4) + e(0.7)))]
+    columns = [-math.log(e(0.9) / (e(0.9) + e(0.2))), -math.log(e(0.5) / (e(0.5) + e(0.4))),
+               -math.log(e(0.7) / (e(0.6) + e(0.7)))]
+    expected = (sum(rows) / 2 + sum(columns) / 3) / 2
+    assert float(info_nce_loss(MULTI, 1.0, positives=OWNED)) == pytest.approx(expected, rel=1e-6)
+    # a learnt temperature is a tensor, and gets a gradient
+    temperature = torch.tensor(0.5, requires_grad=True)
+    info_nce_loss(MULTI, temperature, positives=OWNED).backward()
+    assert temperature.grad is not None and temperature.grad != 0

@@ -352,7 +352,7 @@ def reindex(
 
             model = attach_joint(store, joint)
             typer.echo(f"{collection}: joint space of {len(store)} images ({model.config.method}, "
-                       f"{model.config.dim}-D, text: {model.text_spec.get('name')})")
+                       f"{model.dim}-D, text: {model.text_spec.get('name')})")
         if index_structure is None:
             return
         training = None

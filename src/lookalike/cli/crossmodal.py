@@ -38,12 +38,19 @@ def train_joint(
     method: Annotated[str, typer.Option(help="triplet (Gordo & Larlus's three losses), infonce, or cca.")] = "triplet",
     losses: Annotated[str, typer.Option(help="triplet: the losses used, comma-separated.")] = "visual,i2t,t2i",
     dim: Annotated[int, typer.Option(help="Dimension of the joint space.")] = 512,
+    captions: Annotated[str, typer.Option(help="Per image and batch: one of its captions at random, or all "
+                                          "of them as positives.")] = "one",
+    ensemble: Annotated[int, typer.Option(help="Train this many pairs of heads (successive seeds) and join "
+                                          "them: the cosine is their mean.")] = 1,
+    hubness: Annotated[int, typer.Option(help="Hubness correction (CSLS): a candidate's score drops by half its "
+                                         "mean cosine to its K nearest training items of the other modality; "
+                                         "0 = off. Kept in the model (its training rows, the heads' inputs).")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs at most.")] = 300,
     holdout: Annotated[int, typer.Option(help="Training images held out to pick the best epoch and stop "
                                          "early (0 = train on all, for all epochs).")] = 100,
     joint_set: Annotated[Optional[list[str]], typer.Option(
-        "--joint-set", help="Other joint model option as key=value (margin, lr, batch_size, hidden, "
-        "temperature, regularisation, power, seed, ...), repeatable.")] = None,
+        "--joint-set", help="Other joint model option as key=value (margin, lr, batch_size, hidden, dropout, "
+        "temperature, learn_temperature, regularisation, power, seed, ...), repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Go on from the checkpoint OUT.ckpt of an interrupted run.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write the loss and validation curves (PNG).")] = None,
     device: Device = "cpu",
@@ -54,6 +61,9 @@ def train_joint(
 
       lookalike train-joint ../shared/data/captions -d gem --text minilm -o joint.pt --plot joint.png
 
+    The best measured (docs/benchmarks.md): -d gem-flip -s scales=1,0.7071,0.5,1.4142 --method infonce
+    --captions all --ensemble 5 --hubness 10 --joint-set lr=0.0003 --joint-set dropout=0.3
+
     Then search a collection with words: lookalike reindex DIR --joint joint.pt;
     lookalike search --text "two dogs playing in the snow" -c DIR
     """
@@ -63,7 +73,8 @@ def train_joint(
     from lookalike.pipelines.crossmodal import train_joint as train
 
     options = parse_overrides(JointConfig, joint_set or [])
-    config = JointConfig(**{"method": method, "dim": dim, "epochs": epochs,
+    config = JointConfig(**{"method": method, "dim": dim, "epochs": epochs, "captions": captions, "ensemble": ensemble,
+                            "hubness": hubness,
                             "losses": tuple(s.strip() for s in losses.split(",") if s.strip()), **options})
     encoder = create_text_encoder(text, **({"device": device} if text == "minilm" else {}))
     model, report = train(data, descriptor_from_options(descriptor, settings), encoder, out, config=config,

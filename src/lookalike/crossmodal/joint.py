@@ -26,9 +26,11 @@ from lookalike.crossmodal.cca import cca
 from lookalike.errors import LookalikeError
 
 FORMAT = "lookalike-joint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ensembles, all-caption training and the hubness correction (its bank.* tensors)
 METHODS = ("triplet", "infonce", "cca")
 LOSSES = ("visual", "i2t", "t2i")
+CAPTIONS = ("one", "all")
+HUBNESS_WEIGHT = 0.5  # CSLS: 2 cos(q, x) - r(x) ranks as cos(q, x) - r(x) / 2 (r(q) is the same for every x)
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,22 @@ class JointConfig:
     visual_weight: float = 1.0  # triplet: weight of the visual loss against the two cross-modal ones
     margin: float = 0.2  # triplet: the hinge's margin (cosines)
     hardest: bool = True  # triplet: the hardest negative of the batch (VSE++), else all violating ones
-    temperature: float = 0.05  # infonce: softmax temperature
+    temperature: float = 0.05  # infonce: softmax temperature (the starting one, if learnt)
+    learn_temperature: bool = False  # infonce: learn the temperature with the heads (CLIP)
+    captions: str = "one"  # per image and batch: one of its captions drawn at random, or "all" (all positives)
     epochs: int = 300  # training passes over the images at most
     patience: int = 30  # stop after this many epochs without a better validation score
-    batch_size: int = 128  # images per batch (each with one of its captions, drawn anew each epoch)
+    batch_size: int = 128  # images per batch (each with one caption drawn anew each epoch, or all: captions)
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
     regularisation: float = 0.1  # cca: ridge on each covariance, relative to its mean eigenvalue
     power: float = 4.0  # cca: weigh each direction by its canonical correlation to this power
     init: str = "random"  # triplet/infonce: start from random heads, or from the CCA solution ("cca")
     seed: int = 0  # initial weights and batches
+    ensemble: int = 1  # triplet/infonce: train this many pairs of heads (seeds seed, seed+1, ...) and join them
+    # hubness correction (CSLS): a candidate's score drops by half its mean cosine to its `hubness`
+    # nearest training items of the other modality; 0 = plain cosine
+    hubness: int = 0
 
 
 class ProjectionHead(nn.Module):
@@ -67,6 +75,22 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.layers(self.dropout(x - self.mean)), dim=-1)
+
+
+class Ensemble(nn.Module):
+    """Heads side by side: their L2-normalised outputs concatenated and divided by ``sqrt(k)``, so
+    that a row has unit norm and the cosine of two rows is the mean of the members' cosines."""
+
+    def __init__(self, members: list[ProjectionHead]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.members[0].mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member(x) for member in self.members], dim=-1) / len(self.members) ** 0.5
 
 
 class JointEmbedding:
@@ -94,8 +118,16 @@ class JointEmbedding:
             raise LookalikeError(f"joint: losses must be a non-empty subset of {', '.join(LOSSES)}, not {c.losses}")
         if c.init not in ("random", "cca") or (c.init == "cca" and c.hidden):
             raise LookalikeError(f"joint: init must be random or cca (linear heads only), not {c.init!r}")
+        if c.captions not in CAPTIONS:
+            raise LookalikeError(f"joint: captions must be one of {', '.join(CAPTIONS)}, not {c.captions!r}")
+        if not c.temperature > 0:
+            raise LookalikeError(f"joint: temperature must be > 0, got {c.temperature}")
         if not 0.0 <= c.dropout < 1.0:
             raise LookalikeError(f"joint: dropout must be in [0, 1), got {c.dropout}")
+        if c.hubness < 0:
+            raise LookalikeError(f"joint: hubness must be >= 0 (0 = off), got {c.hubness}")
+        if c.ensemble < 1 or (c.ensemble > 1 and c.method == "cca"):
+            raise LookalikeError(f"joint: ensemble must be >= 1, and 1 for cca (a closed form), got {c.ensemble}")
         if c.dim < 1 or c.hidden < 0 or c.epochs < 1 or c.batch_size < 2:
             raise LookalikeError(f"joint: need dim >= 1, hidden >= 0, epochs >= 1 and batch_size >= 2, got "
                                  f"{c.dim}, {c.hidden}, {c.epochs}, {c.batch_size}")
@@ -124,6 +156,11 @@ class JointEmbedding:
         if validation is not None:
             validation = _check_pairs(*validation)
         c = self.config
+        self.bank_ = (torch.tensor(images), torch.tensor(texts)) if c.hubness else None
+        self._bank_rows = None
+        if c.ensemble > 1:
+            return self._fit_ensemble(images, texts, owner, caption_vectors=caption_vectors, validation=validation,
+                                      checkpoint=checkpoint, resume=resume, device=device, progress=progress)
         torch.manual_seed(c.seed)
         self.image_head_ = ProjectionHead(images.shape[1], c.dim, c.hidden, c.dropout)
         self.text_head_ = ProjectionHead(texts.shape[1], c.dim, c.hidden, c.dropout)
@@ -139,6 +176,26 @@ class JointEmbedding:
         self.history_, self.report_ = train_heads(
             self, images, texts, owner, caption_vectors=caption_vectors, validation=validation,
             checkpoint=checkpoint, resume=resume, device=device, progress=progress)
+        return self
+
+    def _fit_ensemble(self, images, texts, owner, *, checkpoint, validation, **options) -> JointEmbedding:
+        """Train ``ensemble`` members, each as a model of its own with the next seed (and its own
+        checkpoint ``<checkpoint>-<i>``), and join their heads."""
+        c = self.config
+        members = []
+        for i in range(c.ensemble):
+            member = JointEmbedding(dataclasses.replace(c, ensemble=1, seed=c.seed + i))
+            members.append(member.fit(images, texts, owner, validation=validation, **options,
+                                      checkpoint=checkpoint and f"{checkpoint}-{i}"))
+        self.image_head_ = Ensemble([m.image_head_ for m in members])
+        self.text_head_ = Ensemble([m.text_head_ for m in members])
+        self.history_ = members[0].history_
+        self.report_ = {**members[0].report_, "members": [m.report_ for m in members],
+                        "train_seconds": sum(m.report_["train_seconds"] for m in members)}
+        if validation is not None:
+            from lookalike.crossmodal.training import validation_score
+
+            self.report_["validation_rsum"] = validation_score(self, validation)
         return self
 
     def _fit_cca(self, images: np.ndarray, texts: np.ndarray, owner: np.ndarray) -> None:
@@ -161,6 +218,11 @@ class JointEmbedding:
 
     # ---- using -------------------------------------------------------------------------
     @property
+    def dim(self) -> int:
+        """Dimension of the joint-space rows (``dim`` times ``ensemble``)."""
+        return self.config.dim * self.config.ensemble
+
+    @property
     def fitted(self) -> bool:
         return hasattr(self, "image_head_")
 
@@ -172,13 +234,38 @@ class JointEmbedding:
         """``[M, Dt]`` text embeddings -> ``[M, dim]`` float32 joint-space rows."""
         return self._apply(self._head("text_head_"), vectors, "text")
 
-    def _head(self, name: str) -> ProjectionHead:
+    # ---- the hubness correction ----------------------------------------------------------
+    def image_penalties(self, rows: np.ndarray) -> np.ndarray:
+        """``[N]`` what to subtract from the scores of joint-space image ``rows`` as candidates of a
+        text (or any joint-space) query: half their mean cosine to their ``hubness`` nearest training
+        captions (CSLS, Lample et al., ICLR 2018, "Word translation without parallel data"). An
+        image close to many captions, a hub, would otherwise come up for every query. Zeros when off."""
+        return self._penalties(rows, 1)
+
+    def text_penalties(self, rows: np.ndarray) -> np.ndarray:
+        """``[M]`` the same for joint-space caption ``rows`` as candidates of an image query, against
+        the training images."""
+        return self._penalties(rows, 0)
+
+    def _penalties(self, rows: np.ndarray, side: int) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        if not self.config.hubness:
+            return np.zeros(len(rows), np.float32)
+        if getattr(self, "_bank_rows", None) is None:
+            images, texts = self.bank_
+            self._bank_rows = (self.encode_images(images.numpy()), self.encode_texts(texts.numpy()))
+        bank = torch.from_numpy(self._bank_rows[side])
+        k = min(self.config.hubness, len(bank))
+        nearest = torch.topk(torch.from_numpy(rows) @ bank.T, k, dim=1).values
+        return (HUBNESS_WEIGHT * nearest.mean(dim=1)).numpy()
+
+    def _head(self, name: str) -> ProjectionHead | Ensemble:
         if not self.fitted:
             raise LookalikeError("joint: not fitted; call fit() or JointEmbedding.load(path)")
         return getattr(self, name)
 
     @staticmethod
-    def _apply(head: ProjectionHead, vectors: np.ndarray, what: str) -> np.ndarray:
+    def _apply(head: ProjectionHead | Ensemble, vectors: np.ndarray, what: str) -> np.ndarray:
         vectors = np.array(vectors, dtype=np.float32)  # a writable copy: torch shares its memory
         if vectors.ndim != 2 or vectors.shape[1] != head.mean.shape[0]:
             raise LookalikeError(f"joint: {what} vectors must be (N, {head.mean.shape[0]}), got {vectors.shape}")
@@ -216,9 +303,13 @@ class JointEmbedding:
         }
 
     def state(self) -> dict[str, torch.Tensor]:
-        """Both heads' tensors, named ``image.*`` and ``text.*``."""
-        return {f"{side}.{k}": v.detach().cpu().clone() for side in ("image", "text")
-                for k, v in getattr(self, f"{side}_head_").state_dict().items()}
+        """Both heads' tensors, named ``image.*`` and ``text.*``, and with ``hubness`` the training
+        rows the correction compares with, ``bank.images`` and ``bank.texts`` (the heads' inputs)."""
+        state = {f"{side}.{k}": v.detach().cpu().clone() for side in ("image", "text")
+                 for k, v in getattr(self, f"{side}_head_").state_dict().items()}
+        if self.config.hubness:
+            state["bank.images"], state["bank.texts"] = self.bank_
+        return state
 
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` atomically (one ``torch.save`` file); return the path."""
@@ -246,12 +337,14 @@ class JointEmbedding:
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
         model = cls(JointConfig(**config), image_spec=meta["image"], text_spec=meta["text"])
         c = model.config
-        model.image_head_ = ProjectionHead(meta["image_dim"], c.dim, c.hidden, c.dropout)
-        model.text_head_ = ProjectionHead(meta["text_dim"], c.dim, c.hidden, c.dropout)
+        for side in ("image", "text"):
+            heads = [ProjectionHead(meta[f"{side}_dim"], c.dim, c.hidden, c.dropout) for _ in range(c.ensemble)]
+            setattr(model, f"{side}_head_", heads[0] if c.ensemble == 1 else Ensemble(heads))
         for side in ("image", "text"):
             prefix = side + "."
             getattr(model, f"{side}_head_").load_state_dict(
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        model.bank_ = (state["bank.images"], state["bank.texts"]) if c.hubness else None
         model.report_, model.history_ = meta.get("report", {}), []
         return model
 

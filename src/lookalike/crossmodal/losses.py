@@ -32,20 +32,28 @@ def _hinge(positive: torch.Tensor, negatives: torch.Tensor, valid: torch.Tensor,
     return per_anchor[has].mean()
 
 
-def cross_modal_triplet_loss(similarity: torch.Tensor, margin: float = 0.2, *, hardest: bool = True) -> torch.Tensor:
-    """Triplet loss of queries against the targets of a batch: row ``i``'s positive is column ``i``.
+def cross_modal_triplet_loss(similarity: torch.Tensor, margin: float = 0.2, *, hardest: bool = True,
+                             positives: torch.Tensor | None = None) -> torch.Tensor:
+    """Triplet loss of queries against the targets of a batch.
 
     Args:
-        similarity: [B, B] cosine of query ``i`` (an image for image->text) and target ``j`` (a text);
-            pass its transpose for text->image.
+        similarity: [Q, G] cosine of query ``i`` (an image for image->text) and target ``j`` (a
+            text); pass its transpose for text->image.
         margin: the hinge's margin.
         hardest: use only the most similar wrong target of each query (VSE++), else the mean over
             all wrong targets.
+        positives: [Q, G] bool, the right targets of each query; by default the diagonal of a
+            square matrix (row ``i``'s positive is column ``i``). Every positive pair is one
+            triplet term against its query's wrong targets; the loss is their mean.
     """
-    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
-        raise ValueError(f"similarity must be a square [B, B] matrix, got {tuple(similarity.shape)}")
-    eye = torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
-    return _hinge(similarity.diagonal(), similarity, ~eye, margin, hardest)
+    if positives is None:
+        if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+            raise ValueError(f"similarity must be a square [B, B] matrix, got {tuple(similarity.shape)}")
+        positives = torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
+    if positives.shape != similarity.shape or similarity.ndim != 2:
+        raise ValueError(f"positives {tuple(positives.shape)} must match similarity {tuple(similarity.shape)}")
+    query, target = positives.nonzero(as_tuple=True)
+    return _hinge(similarity[query, target], similarity[query], ~positives[query], margin, hardest)
 
 
 def visual_triplet_loss(embeddings: torch.Tensor, caption_similarity: torch.Tensor, margin: float = 0.2, *,
@@ -72,13 +80,24 @@ def visual_triplet_loss(embeddings: torch.Tensor, caption_similarity: torch.Tens
     return _hinge(visual[rows, positive], visual, valid, margin, hardest)
 
 
-def info_nce_loss(similarity: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
-    """Symmetric InfoNCE: cross-entropy of each row and each column against the diagonal.
+def info_nce_loss(similarity: torch.Tensor, temperature: float | torch.Tensor = 0.05, *,
+                  positives: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE: cross-entropy of each image row and each text column against its pairs.
 
     Args:
-        similarity: [B, B] cosine of image ``i`` and text ``j``; pairs lie on the diagonal.
-        temperature: the softmax temperature.
+        similarity: [B, M] cosine of image ``i`` and text ``j``; by default ``M = B`` and the
+            pairs lie on the diagonal.
+        temperature: the softmax temperature (a tensor when it is learnt).
+        positives: [B, M] bool, the texts of each image (each text has exactly one image). An image
+            with several texts scores ``-log`` of the softmax mass on all of them (the sum inside
+            the log: any of its captions may come first, as the image->text recall counts); each
+            text is one cross-entropy over the images.
     """
-    target = torch.arange(len(similarity), device=similarity.device)
+    if positives is None:
+        positives = torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
+    if positives.shape != similarity.shape or similarity.ndim != 2:
+        raise ValueError(f"positives {tuple(positives.shape)} must match similarity {tuple(similarity.shape)}")
     logits = similarity / temperature
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    image_to_text = -torch.logsumexp(logits.log_softmax(dim=1).masked_fill(~positives, float("-inf")), dim=1)
+    text_to_image = F.cross_entropy(logits.T, positives.T.float().argmax(dim=1))
+    return (image_to_text.mean() + text_to_image) / 2

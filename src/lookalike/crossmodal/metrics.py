@@ -38,13 +38,17 @@ def recall_summary(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float
     return summary
 
 
-def text_image_retrieval(images: np.ndarray, texts: np.ndarray, owner: np.ndarray,
-                         ks: Sequence[int] = KS) -> dict[str, dict[str, float]]:
+def text_image_retrieval(images: np.ndarray, texts: np.ndarray, owner: np.ndarray, ks: Sequence[int] = KS, *,
+                         image_penalties: np.ndarray | None = None,
+                         text_penalties: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Both directions of the protocol on embeddings in one space.
 
     Args:
         images: [N, D] image embeddings; texts: [M, D] caption embeddings (cosine = inner product
             of L2-normalised rows); owner: [M] index of the image each caption describes.
+        image_penalties: [N] subtracted from every caption's score of each image (text->image);
+            text_penalties: [M] from every image's score of each caption (image->text): the
+            joint model's hubness correction.
 
     Returns:
         ``{"t2i": {...}, "i2t": {...}, "rsum": float}`` with :func:`recall_summary` in each direction.
@@ -52,7 +56,9 @@ def text_image_retrieval(images: np.ndarray, texts: np.ndarray, owner: np.ndarra
     owner = np.asarray(owner)
     similarity = texts @ images.T
     relevant = owner[:, None] == np.arange(len(images))[None, :]
-    t2i = recall_summary(first_relevant_ranks(similarity, relevant), ks)
-    i2t = recall_summary(first_relevant_ranks(similarity.T, relevant.T), ks)
+    to_images = similarity if image_penalties is None else similarity - np.asarray(image_penalties)[None, :]
+    to_texts = similarity.T if text_penalties is None else similarity.T - np.asarray(text_penalties)[None, :]
+    t2i = recall_summary(first_relevant_ranks(to_images, relevant), ks)
+    i2t = recall_summary(first_relevant_ranks(to_texts, relevant.T), ks)
     rsum = sum(v for d in (t2i, i2t) for key, v in d.items() if key.startswith("r@"))
     return {"t2i": t2i, "i2t": i2t, "rsum": float(rsum)}

@@ -22,21 +22,35 @@ if TYPE_CHECKING:
 
 
 def batch_loss(model: JointEmbedding, images: torch.Tensor, texts: torch.Tensor,
-               caption_similarity: torch.Tensor | None) -> torch.Tensor:
-    """The configured loss of one batch: image ``i`` is paired with text ``i``."""
+               caption_similarity: torch.Tensor | None, positives: torch.Tensor | None = None,
+               temperature: torch.Tensor | float | None = None) -> torch.Tensor:
+    """The configured loss of one batch: ``positives [B, M]`` pairs image ``i`` with its texts (by
+    default, text ``i``); ``temperature`` (InfoNCE) defaults to the configured one."""
     c = model.config
     x, t = model.image_head_(images), model.text_head_(texts)
     similarity = x @ t.T
     if c.method == "infonce":
-        return info_nce_loss(similarity, c.temperature)
+        return info_nce_loss(similarity, c.temperature if temperature is None else temperature, positives=positives)
     loss = similarity.sum() * 0.0
     if "i2t" in c.losses:
-        loss = loss + cross_modal_triplet_loss(similarity, c.margin, hardest=c.hardest)
+        loss = loss + cross_modal_triplet_loss(similarity, c.margin, hardest=c.hardest, positives=positives)
     if "t2i" in c.losses:
-        loss = loss + cross_modal_triplet_loss(similarity.T, c.margin, hardest=c.hardest)
+        loss = loss + cross_modal_triplet_loss(similarity.T, c.margin, hardest=c.hardest,
+                                               positives=None if positives is None else positives.T)
     if "visual" in c.losses:
         loss = loss + c.visual_weight * visual_triplet_loss(x, caption_similarity, c.margin, hardest=c.hardest)
     return loss
+
+
+class Temperature(torch.nn.Module):
+    """InfoNCE's temperature, learnt as ``log(1 / temperature)`` (CLIP), or fixed."""
+
+    def __init__(self, temperature: float, learn: bool) -> None:
+        super().__init__()
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1.0 / temperature))), requires_grad=learn)
+
+    def forward(self) -> torch.Tensor:
+        return 1.0 / self.log_scale.clamp(max=float(np.log(100.0))).exp()
 
 
 def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, *,
@@ -45,18 +59,22 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
     """Train ``model``'s freshly built heads in place; return the per-epoch history and a report.
 
     Each epoch shuffles the images (seeded by ``seed`` and the epoch, so that a resumed run draws
-    the same batches) and pairs each with one of its captions drawn at random.
+    the same batches) and pairs each with one of its captions drawn at random, or with all of them
+    (``captions="all"``).
     """
     c = model.config
     if device == "cuda" and not torch.cuda.is_available():
         raise LookalikeError("--device cuda: no CUDA device is available to torch; use --device cpu")
-    heads = torch.nn.ModuleDict({"image": model.image_head_, "text": model.text_head_})
+    temperature = Temperature(c.temperature, c.learn_temperature)
+    heads = torch.nn.ModuleDict({"image": model.image_head_, "text": model.text_head_, "temperature": temperature})
     if c.init == "random":
         with torch.no_grad():  # centre the inputs on the training means (CCA has already)
             model.image_head_.mean.copy_(torch.from_numpy(images.mean(0)))
             model.text_head_.mean.copy_(torch.from_numpy(texts.mean(0)))
     heads.to(device)
-    optimiser = torch.optim.AdamW(heads.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    optimiser = torch.optim.AdamW([{"params": [*model.image_head_.parameters(), *model.text_head_.parameters()]},
+                                   {"params": temperature.parameters(), "weight_decay": 0.0}],
+                                  lr=c.lr, weight_decay=c.weight_decay)
     x, t = torch.from_numpy(images).to(device), torch.from_numpy(texts).to(device)
     documents = None if caption_vectors is None else torch.from_numpy(
         np.ascontiguousarray(caption_vectors, dtype=np.float32)).to(device)
@@ -95,10 +113,19 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
             batch = order[begin:begin + c.batch_size]
             if len(batch) < 2:
                 continue
-            caption = by_image[starts[batch] + rng.integers(0, counts[batch])]
+            positives = None
+            if c.captions == "all":  # every caption of each batch image, image by image
+                n = counts[batch]
+                within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+                caption = by_image[np.repeat(starts[batch], n) + within]
+                positives = torch.from_numpy(
+                    np.arange(len(batch))[:, None] == np.repeat(np.arange(len(batch)), n)[None]).to(device)
+            else:
+                caption = by_image[starts[batch] + rng.integers(0, counts[batch])]
             batch_t = torch.from_numpy(batch).to(device)
             similar = None if documents is None else documents[batch_t] @ documents[batch_t].T
-            loss = batch_loss(model, x[batch_t], t[torch.from_numpy(caption).to(device)], similar)
+            loss = batch_loss(model, x[batch_t], t[torch.from_numpy(caption).to(device)], similar, positives,
+                              temperature())
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -119,7 +146,8 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
     report = {"method": c.method, "images": len(images), "captions": len(texts), "epochs": len(history),
               "best_epoch": best["epoch"] + 1 if validation is not None else len(history),
               "validation_rsum": best["score"] if validation is not None else None,
-              "train_seconds": time.perf_counter() - start, "device": device}
+              "train_seconds": time.perf_counter() - start, "device": device,
+              "temperature": temperature().item()}
     return history, report
 
 

@@ -33,6 +33,7 @@ _ENTRIES: dict[str, str] = {
     "rmac": "lookalike.descriptors.cnn.registered:Rmac",
     "gem": "lookalike.descriptors.cnn.registered:Gem",
     "netvlad": "lookalike.descriptors.cnn.registered:NetVlad",
+    "gem-flip": "lookalike.crossmodal.features:MirroredGem",
 }
 
 

@@ -105,8 +105,9 @@ def evaluate_joint(source: str | Path, model: JointEmbedding, *, split: str = "t
     data = load_captions(source, split)
     vectors, data, skipped = describe_captioned(model.image_descriptor, data, workers=workers,
                                                 max_pixels=max_pixels, progress=progress)
-    texts = model.text_encoder.encode(data.captions)
-    result = text_image_retrieval(model.encode_images(vectors), model.encode_texts(texts), data.owner)
+    images, texts = model.encode_images(vectors), model.encode_texts(model.text_encoder.encode(data.captions))
+    result = text_image_retrieval(images, texts, data.owner, image_penalties=model.image_penalties(images),
+                                  text_penalties=model.text_penalties(texts))
     return {**result, "images": len(data), "captions": len(data.captions), "skipped": len(skipped)}
 
 
@@ -138,7 +139,7 @@ def attach_joint(collection: Collection, model_path: str | Path) -> JointEmbeddi
             "collection's descriptor (lookalike train-joint -d ... -s ...)")
     files = dict(collection.manifest.get(bundle.FILES, {}))
     bundle.keep(collection.path, model_path, JOINT_FILE, files)
-    collection.set_manifest(files=files, joint={"file": JOINT_FILE, "dim": model.config.dim,
+    collection.set_manifest(files=files, joint={"file": JOINT_FILE, "dim": model.dim,
                                                 "text": model.text_spec.get("name"), "method": model.config.method})
     for old in collection.path.glob("joint-*.faiss"):
         old.unlink()
@@ -156,6 +157,23 @@ def joint_model(collection: Collection) -> JointEmbedding:
     return JointEmbedding.load(bundle.resolve(collection.path, name))
 
 
+def gallery_rows(model: JointEmbedding, vectors: np.ndarray) -> np.ndarray:
+    """Image descriptors as the rows of a joint index: their joint-space rows and, for a model with
+    the hubness correction, one more column, minus its penalty (see :func:`query_rows`)."""
+    rows = model.encode_images(vectors)
+    if not model.config.hubness:
+        return rows
+    return np.ascontiguousarray(np.hstack([rows, -model.image_penalties(rows)[:, None]]), dtype=np.float32)
+
+
+def query_rows(model: JointEmbedding, queries: np.ndarray) -> np.ndarray:
+    """Joint-space query rows against :func:`gallery_rows`: with the hubness correction, one more
+    column of ones, so that the inner product is the cosine minus the image's penalty."""
+    if not model.config.hubness:
+        return queries
+    return np.ascontiguousarray(np.hstack([queries, np.ones((len(queries), 1), np.float32)]), dtype=np.float32)
+
+
 def joint_index(collection: Collection, model: JointEmbedding):
     """The faiss index of the stored images in the joint space, for the current generation: read
     from ``joint-<generation>.faiss``, else projected from the stored vectors (and saved, if writable)."""
@@ -163,9 +181,9 @@ def joint_index(collection: Collection, model: JointEmbedding):
     if current.exists():
         return flat.read(current)
     ids, vectors = collection.metadata.vectors()
-    index = flat.new_index(model.config.dim)
+    index = flat.new_index(model.dim + (1 if model.config.hubness else 0))
     if len(ids):
-        index.add_with_ids(model.encode_images(vectors), ids)
+        index.add_with_ids(gallery_rows(model, vectors), ids)
     if collection.writable:
         flat.write_atomically(index, current)
         for old in collection.path.glob("joint-*.faiss"):
@@ -209,7 +227,8 @@ def search_joint(collection: Collection, *, text: str | None = None, query: str 
         descriptor = collection.descriptor
         vectors = descriptor(load_image(query, max_side=descriptor.max_side, max_pixels=max_pixels).pixels)
     queries = joint_queries(model, text=text, image_vectors=vectors, text_weight=text_weight)
-    scores, ids = flat.search(index if index is not None else joint_index(collection, model), queries, k)
+    scores, ids = flat.search(index if index is not None else joint_index(collection, model),
+                              query_rows(model, queries), k)
     rows = collection.lookup(ids[0])
     return [Hit(rank, row["path"], float(score), int(ident))
             for rank, (score, ident, row) in enumerate(zip(scores[0], ids[0], rows), start=1) if row is not None]
@@ -223,6 +242,7 @@ def caption_image(image: str | Path, sentences: list[str], model: JointEmbedding
         raise LookalikeError("no sentences to rank; give a file with one sentence per line")
     descriptor = model.image_descriptor
     vector = descriptor(load_image(image, max_side=descriptor.max_side, max_pixels=max_pixels).pixels)
-    scores = (model.encode_texts(model.text_encoder.encode(sentences)) @ model.encode_images(vector[None])[0])
+    texts = model.encode_texts(model.text_encoder.encode(sentences))
+    scores = texts @ model.encode_images(vector[None])[0] - model.text_penalties(texts)
     order = np.argsort(-scores, kind="stable")[:k]
     return [(rank, float(scores[i]), sentences[i]) for rank, i in enumerate(order, start=1)]
