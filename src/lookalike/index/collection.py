@@ -467,7 +467,7 @@ def _checksum(file: Path, digest: str) -> dict[str, str]:
 
 
 #: options of local-feature extractors that name a learned file, copied into the collection
-LOCAL_FILE_OPTIONS = ("pca",)
+LOCAL_FILE_OPTIONS = ("pca", "attention")
 
 
 def _local_files(extractor: Any) -> dict[str, str]:

@@ -24,6 +24,7 @@ import torch
 
 from lookalike.descriptors.aggregate import KMeansVocabulary
 from lookalike.descriptors.aggregate.registered import PER_IMAGE
+from lookalike.descriptors.aggregate.trained import read_netvlad
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.cnn import pooling
 from lookalike.descriptors.cnn.backbone import load_backbone, read_weights_config
@@ -272,14 +273,18 @@ class NetVlad(CnnDescriptor):
         return type(self)(self.config, vocabulary=str(out.resolve()))
 
 
+def netvlad_from_file(path: str | Path, k: int) -> pooling.NetVLAD:
+    """A trainable NetVLAD layer from a ``netvlad`` file: its k-means initialisation, or the centres
+    and assignment learnt end to end (``lookalike finetune -d netvlad``)."""
+    arrays = read_netvlad(path, k)
+    layer = pooling.NetVLAD.from_centres(torch.from_numpy(arrays["centres"]), float(arrays["alpha"]))
+    if "assign_weight" in arrays:
+        with torch.no_grad():
+            layer.assign.weight.copy_(torch.from_numpy(arrays["assign_weight"])[:, :, None, None])
+            layer.assign.bias.copy_(torch.from_numpy(arrays["assign_bias"]))
+    return layer
+
+
 @lru_cache(maxsize=8)
 def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            kind, clusters = str(data["kind"]), int(data["k"])
-            centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
-    if kind != "netvlad" or clusters != k:
-        raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
-    return pooling.NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
+    return netvlad_from_file(path, k).eval().requires_grad_(False)
