@@ -69,9 +69,8 @@ def finetune(
     from lookalike.errors import LookalikeError
     from lookalike.pipelines.finetuning import finetune as run
     from lookalike.pipelines.finetuning import learn_whitening_from_labels
-    from lookalike.train import FinetuneConfig
-
     from lookalike.pipelines.head_training import HEADS
+    from lookalike.train import FinetuneConfig
 
     if descriptor not in ("gem", *HEADS):
         raise LookalikeError(f"finetune trains gem, netvlad, fvfc or delf, not {descriptor!r}")

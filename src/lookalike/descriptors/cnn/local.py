@@ -5,12 +5,14 @@ every position of a mid-level feature map is a local descriptor whose keypoint i
 its receptive field; the image is described at several scales, the positions with the highest
 attention are kept, and the descriptors are reduced by PCA (40-D) and L2-normalised. The
 attention is the descriptor's L2 norm unless the ``attention`` option names a learnt
-:class:`AttentionHead` (``lookalike finetune -d delf``), and the map is EfficientNet-Lite0's output at stride 16 (block 10, 112 channels), whose receptive
-field is large enough to be distinctive while still localising to 16 pixels.
+:class:`AttentionHead` (``lookalike finetune -d delf``), and the map is EfficientNet-Lite0's
+output at stride 16 (block 10, 112 channels), whose receptive field is large enough to be
+distinctive while still localising to 16 pixels.
 
-The PCA and the attention head are learnt on training images (:meth:`Delf.fit`, an ``.npz`` read with
-``allow_pickle=False``; the head a ``.pt`` of plain tensors read with ``weights_only=True``), named
-by the ``pca`` and ``attention`` options, so worker processes rebuild the same extractor from its spec.
+The PCA is learnt on training images (:meth:`Delf.fit`, an ``.npz`` read with
+``allow_pickle=False``), the attention head on labelled ones (a ``.pt`` of plain tensors read with
+``weights_only=True``); the ``pca`` and ``attention`` options name them, so worker processes
+rebuild the same extractor from its spec.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def _load_attention(path: str, mtime: int, backbone: str, block: int) -> Attenti
         raise LookalikeError(f"{path}: not a DELF attention head from `lookalike finetune -d delf` "
                              f"({str(exc).splitlines()[0]})") from None
     if (config.get("backbone"), int(config.get("block", -1))) != (backbone, block):
-        raise LookalikeError(f"{path}: an attention head for {config.get('backbone')} block {config.get('block')}, "
-                             f"not {backbone} block {block}; use -s block={config.get('block')} or train a matching one")
+        trained_for = f"{config.get('backbone')} block {config.get('block')}"
+        raise LookalikeError(f"{path}: an attention head for {trained_for}, not {backbone} block {block}; "
+                             f"use --local-set block={config.get('block')} or train a matching one")
     return head.eval().requires_grad_(False)
 
 
@@ -177,7 +180,8 @@ class Delf(LocalExtractor):
         if c.pca and not Path(c.pca).is_file():
             raise LookalikeError(f"delf: pca {c.pca} not found; learn one with Delf.fit or `--train-images`")
         if c.attention and not Path(c.attention).is_file():
-            raise LookalikeError(f"delf: attention {c.attention} not found; train one with `lookalike finetune -d delf`")
+            raise LookalikeError(f"delf: attention {c.attention} not found; "
+                                 "train one with `lookalike finetune -d delf`")
 
     @property
     def trained(self) -> bool:  # type: ignore[override]
