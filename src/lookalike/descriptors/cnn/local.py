@@ -230,9 +230,13 @@ class Delf(LocalExtractor):
 
     def compute(self, image: np.ndarray) -> LocalFeatures:
         keypoints, raw, _ = self.raw_features(image)
+        return self.reduce(keypoints, raw, (image.shape[1], image.shape[0]))
+
+    def reduce(self, keypoints: np.ndarray, raw: np.ndarray, size: tuple[int, int]) -> LocalFeatures:
+        """The local features of :meth:`raw_features`' output: PCA, then L2 normalisation."""
         reduced = self.projection.transform(raw)
         reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
-        return LocalFeatures(keypoints, reduced.astype(np.float32), (image.shape[1], image.shape[0]))
+        return LocalFeatures(keypoints, reduced.astype(np.float32), size)
 
     @property
     def projection(self) -> PCA:
