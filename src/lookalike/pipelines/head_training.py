@@ -151,6 +151,8 @@ def train_attention(images, out, config, extractor, *, resolution: int, resume: 
                     workers: int | None = None, progress: bool = True, hidden: int = 512) -> dict:
     """DELF's attention head, trained with a classification loss over the training classes on the
     attention-weighted mean of the frozen block's features (Noh et al., ICCV 2017)."""
+    import torch
+
     from lookalike.descriptors.cnn.local import AttentionHead, delf_engine, save_attention
     from lookalike.train.frozen import fit_head
     from lookalike.train.heads import AttentionPooling
@@ -158,8 +160,6 @@ def train_attention(images, out, config, extractor, *, resolution: int, resume: 
     e = extractor.config
     runner, _, channels = delf_engine(e.backbone, e.block, e.engine, e.threads)
     maps = network_inputs(runner, images.paths, resolution, progress=progress)
-    import torch
-
     torch.manual_seed(config.seed)
     head = AttentionHead(channels, hidden)
     report = fit_head(AttentionPooling(head), maps, images, replace(config, loss="classification"),
