@@ -257,9 +257,9 @@ def delf(args) -> None:
     head_file = args.cache / "delf-attention.pt"
     results = {}
     if not head_file.is_file():
-        (pooling, report), runs = train_runs(args, lambda: AttentionPooling(AttentionHead(112, args.hidden)), eth.train_inputs(),
-                                             eth.images, loss="classification", epochs=args.epochs,
-                                             queries=args.queries)
+        (pooling, report), runs = train_runs(args, lambda: AttentionPooling(AttentionHead(112, args.hidden)),
+                                             eth.train_inputs(), eth.images, loss="classification",
+                                             epochs=args.epochs, queries=args.queries)
         save_attention(pooling.head, head_file, {"backbone": "efficientnet-lite0", "block": 10, "training": report})
         results["runs"] = runs
     config = Delf().config

@@ -157,8 +157,8 @@ def test_fvfc_file_reloads_and_describes_as_the_trained_mlp(tmp_path):
     # the same numbers through torch: the saved PCA, then the MLP rebuilt from the saved weights
     model = described.model
     mlp = FisherMlp(8, 16, 8)
-    mlp.load_state_dict({"layers.0.weight": torch.from_numpy(model["w1"]), "layers.0.bias": torch.from_numpy(model["b1"]),
-                         "layers.2.weight": torch.from_numpy(model["w2"]), "layers.2.bias": torch.from_numpy(model["b2"])})
+    mlp.load_state_dict({f"layers.{i}.{kind}": torch.from_numpy(model[f"{kind[0]}{1 + i // 2}"])
+                         for i in (0, 2) for kind in ("weight", "bias")})
     reduced = (vectors[:3] - model["fv_mean"]) @ model["fv_components"].T
     expected = mlp(torch.from_numpy(reduced.astype(np.float32))).detach().numpy()
     np.testing.assert_allclose(np.stack([described(p) for p in pictures[:3]]), expected, atol=1e-5)

@@ -305,9 +305,10 @@ class FisherMlp(Fisher):
 
     @property
     def fisher(self) -> Fisher:
-        """The plain Fisher-vector descriptor this hybrid starts from (same SIFT and GMM options)."""
+        """The plain Fisher-vector descriptor this hybrid starts from (same SIFT and GMM options),
+        untrained and unwhitened: the GMM is learnt anew with the MLP."""
         common = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(FisherConfig)}
-        return Fisher(FisherConfig(**common))
+        return Fisher(FisherConfig(**common | {"vocabulary": "", "whitening": ""}))
 
     @property
     def model(self) -> dict[str, np.ndarray]:

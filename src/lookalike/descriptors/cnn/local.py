@@ -58,7 +58,7 @@ class AttentionHead(nn.Module):
 
     ``[B, C, h, w]`` -> ``[B, h, w]``: a 1x1 convolution to ``hidden`` channels, ReLU, a 1x1
     convolution to one channel, softplus. Trained with the features frozen, through a classifier
-    over the attention-weighted mean of the features (:mod:`lookalike.train.attention`), it learns
+    over the attention-weighted mean of the features (:class:`lookalike.train.heads.AttentionPooling`), it learns
     which positions tell the training classes apart.
     """
 
@@ -208,14 +208,14 @@ class Delf(LocalExtractor):
         head = self.attention_head
         points, descriptors, scores = [], [], []
         for feature_map, sx, sy in maps:
-            xy, d, norm = dense_local_features(feature_map, stride, sx, sy)
+            xy, d, score = dense_local_features(feature_map, stride, sx, sy)  # score: the norm
             if head is not None:
                 with torch.no_grad():
-                    norm = head(feature_map[None].float())[0].flatten().numpy()
+                    score = head(feature_map[None].float())[0].flatten().numpy()
             geometry = np.column_stack([xy, np.full(len(xy), stride * sx, np.float32), np.zeros(len(xy), np.float32)])
             points.append(geometry)
             descriptors.append(d)
-            scores.append(norm)
+            scores.append(score)
         points, descriptors, scores = np.concatenate(points), np.concatenate(descriptors), np.concatenate(scores)
         best = np.argsort(-scores, kind="stable")[: self.config.max_keypoints]
         return points[best].astype(np.float32), descriptors[best], scores[best]
