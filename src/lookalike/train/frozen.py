@@ -22,12 +22,9 @@ from torch import nn
 
 from lookalike.errors import LookalikeError
 from lookalike.train.data import LabelledImages, split_classes
-from lookalike.train.loop import _cpu_state, _save_checkpoint, class_map
+from lookalike.train.loop import DEFAULT_MARGIN, LOSSES, _cpu_state, _save_checkpoint, class_map
 from lookalike.train.losses import contrastive_loss, triplet_loss
 from lookalike.train.mining import hardest_negatives, random_negatives, random_positives
-
-HEAD_LOSSES = ("triplet", "contrastive", "classification")
-DEFAULT_MARGIN = {"contrastive": 0.75, "triplet": 0.1}
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,8 @@ class HeadConfig:
 
     def check(self) -> None:
         c = self
-        if c.loss not in HEAD_LOSSES:
-            raise LookalikeError(f"unknown loss {c.loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
+        if c.loss not in LOSSES:
+            raise LookalikeError(f"unknown loss {c.loss!r}; choose one of {', '.join(LOSSES)}")
         if c.epochs < 0 or min(c.queries, c.negatives, c.batch, c.pool) < 1:
             raise LookalikeError(f"need epochs >= 0 and queries, negatives, batch, pool >= 1; got {c}")
         if not (c.lr > 0 and 0 <= c.val_fraction < 1 and c.margin >= 0 and 0 < c.lr_decay <= 1):
