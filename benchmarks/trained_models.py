@@ -8,8 +8,8 @@ NetVLAD (triplet loss), the Fisher-vector + MLP hybrid, and DELF's learned atten
 
 ``features`` runs the networks once over the 3,280 eth80 images and keeps what training and
 evaluation read: EfficientNet-Lite0's last feature map of each 256 x 256 image (what ``gem`` and
-``netvlad`` pool), DELF's block-10 maps at its three scales, and the Fisher vectors of dense
-SIFT under a GMM learnt on ``instance-train``. Training uses ``instance-train.json`` only (the
+``netvlad`` pool), DELF's block-10 maps at its three scales, and the Fisher vectors of SIFT
+under a GMM learnt on ``instance-train``. Training uses ``instance-train.json`` only (the
 object is the class; 20% of the objects are held out to choose the epoch); results are on
 ``instance-test`` and ``category-test``.
 """
