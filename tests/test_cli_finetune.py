@@ -36,4 +36,30 @@ def test_finetune_errors_are_one_line(tmp_path):
     result = run("finetune", tmp_path, "-o", tmp_path / "m.pt", "--loss", "hinge", ok=False)
     assert result.returncode == 2 and "unknown loss 'hinge'" in result.stderr
     result = run("finetune", tmp_path, "-o", tmp_path / "m.pt", "-d", "vlad", ok=False)
-    assert result.returncode == 2 and "use -d gem" in result.stderr
+    assert result.returncode == 2 and "finetune trains gem, netvlad, fvfc or delf, not 'vlad'" in result.stderr
+    result = run("finetune", tmp_path, "-o", tmp_path / "m.pt", "-d", "delf", "--loss", "triplet", ok=False)
+    assert result.returncode == 2 and "classification loss, not 'triplet'" in result.stderr
+
+
+def test_finetune_fvfc_and_delf_attention_make_files_that_index_and_search_use(tmp_path):
+    root = tmp_path / "classes"
+    for c in range(6):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(4):
+            scene(c, (120, 90)).crop((4 * i, 3 * i, 4 * i + 80, 3 * i + 60)).save(root / f"c{c}" / f"{i}.jpg")
+    tiny = ["--epochs", "1", "--queries", "6", "--negatives", "2", "--batch", "3", "--val-fraction", "0.34",
+            "--workers", "1", "--threads", "1"]
+    model = tmp_path / "fvfc.npz"
+    result = run("finetune", root, "-d", "fvfc", "-s", "k=4", "-s", "pca=16", "-s", "reduce=8", "-s", "hidden=16",
+                 "-s", "out=8", "-o", model, *tiny)
+    use = result.stdout.strip().splitlines()[-1].removeprefix("use it with: ").split()
+    assert use[:4] == ["-d", "fvfc", "-s", f"vocabulary={model}"] and model.with_suffix(".png").is_file()
+    attention = tmp_path / "attention.pt"
+    result = run("finetune", root, "-d", "delf", "-o", attention, "--resolution", "64", *tiny)
+    assert f"--local-set attention={attention}" in result.stdout
+    collection = tmp_path / "c"
+    run("index", root, "-c", collection, *use, "--local-features", "delf", "--local-set", f"attention={attention}",
+        "--local-set", "dim=8", "--local-set", "max_keypoints=50", "--workers", "1")
+    assert (collection / "delf-attention.pt").read_bytes() == attention.read_bytes()
+    result = run("search", root / "c0" / "0.jpg", "-c", collection, "-k", "3", "--rerank", "sv")
+    assert "c0" in result.stdout.splitlines()[1]

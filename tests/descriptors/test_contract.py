@@ -13,7 +13,8 @@ from lookalike.errors import LookalikeError
 from tests.conftest import scene
 
 NAMES = available()
-SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16), "netvlad": dict(k=4)}
+SMALL = {"bow": dict(k=32), "vlad": dict(k=4), "fisher": dict(k=4, pca=16), "netvlad": dict(k=4),
+         "fvfc": dict(k=4, pca=16, step=16, reduce=8, hidden=16, out=8)}
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,28 @@ def trained(images, tmp_path_factory):
     built = {}
     for name in NAMES:
         descriptor = create(name, **SMALL.get(name, {}))
-        if not descriptor.trained:
+        if name == "fvfc":  # learns from labelled images: an MLP trained for one epoch on 12 of them
+            descriptor = _tiny_fvfc(descriptor, folder)
+        elif not descriptor.trained:
             sample = [descriptor.training_sample(np.asarray(scene(s))) for s in range(10, 16)]
             descriptor = descriptor.fit(sample, folder / f"{name}.npz")
         built[name] = descriptor
     return built
+
+
+def _tiny_fvfc(descriptor, folder):
+    from lookalike.pipelines.head_training import train_fvfc_on_vectors
+    from lookalike.train.data import LabelledImages
+    from lookalike.train.frozen import HeadConfig
+
+    fisher = descriptor.fisher
+    fisher = fisher.fit([fisher.training_sample(np.asarray(scene(s))) for s in range(10, 16)], folder / "gmm.npz")
+    labels = np.arange(12) % 4
+    vectors = np.stack([fisher(np.asarray(scene(10 + c).rotate(5 * (i // 4)))) for i, c in enumerate(labels)])
+    images = LabelledImages(tuple(folder / f"{i}.jpg" for i in range(12)), labels, ("a", "b", "c", "d"))
+    train_fvfc_on_vectors(vectors, images, fisher.model, folder / "fvfc.npz",
+                          HeadConfig(epochs=1, queries=4, negatives=2, val_fraction=0.0), descriptor)
+    return type(descriptor)(descriptor.config, vocabulary=str(folder / "fvfc.npz"))
 
 
 @pytest.mark.parametrize("name", NAMES)

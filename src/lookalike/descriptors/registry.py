@@ -26,6 +26,7 @@ _ENTRIES: dict[str, str] = {
     "bow": "lookalike.descriptors.aggregate.registered:BagOfWords",
     "vlad": "lookalike.descriptors.aggregate.registered:Vlad",
     "fisher": "lookalike.descriptors.aggregate.registered:Fisher",
+    "fvfc": "lookalike.descriptors.aggregate.registered:FisherMlp",
     "cnn-fc": "lookalike.descriptors.cnn.registered:OffTheShelf",
     "mac": "lookalike.descriptors.cnn.registered:Mac",
     "spoc": "lookalike.descriptors.cnn.registered:Spoc",

@@ -350,7 +350,7 @@ def _by_content(descriptor: Descriptor) -> dict[str, Any]:
 
 
 #: options of local-feature extractors that name a learned file, copied into the collection
-LOCAL_FILE_OPTIONS = ("pca",)
+LOCAL_FILE_OPTIONS = ("pca", "attention")
 
 
 def _local_files(extractor: Any) -> dict[str, str]:

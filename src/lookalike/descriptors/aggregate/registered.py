@@ -1,4 +1,5 @@
-"""Registered descriptors that aggregate SIFT with a learned vocabulary: bow, vlad, fisher.
+"""Registered descriptors that aggregate SIFT with a learned vocabulary: bow, vlad, fisher, and
+fvfc (Fisher vectors through an MLP trained for ranking).
 
 Each is a thin shell over the pure functions of :mod:`lookalike.descriptors.aggregate`: it
 extracts SIFT (:mod:`lookalike.descriptors.local.sift`), optionally projects it by PCA, and
@@ -11,6 +12,7 @@ descriptor from its config.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +29,7 @@ from lookalike.descriptors.aggregate import (
     vlad_encode,
 )
 from lookalike.descriptors.aggregate.checks import l2_normalise
+from lookalike.descriptors.aggregate.trained import fvfc_project
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_sift
 from lookalike.errors import LookalikeError
@@ -264,3 +267,64 @@ class Fisher(AggregatedDescriptor):
         gmm = GaussianMixture(self.config.k, seed=seed).fit(sample)
         return {"means": gmm.means_.astype(np.float32), "variances": gmm.variances_.astype(np.float32),
                 "weights": gmm.weights_.astype(np.float32)}
+
+
+@dataclass(frozen=True)
+class FvfcConfig(FisherConfig):
+    vocabulary: str = ""  # the trained hybrid (.npz) from `lookalike finetune -d fvfc`
+    pca: int = 64  # SIFT projected to 64-D first, as in Perronnin & Larlus
+    dense: bool = True  # SIFT on a grid (every `step` pixels, 2 sizes)
+    reduce: int = 512  # the Fisher vector is PCA-reduced to this many dimensions
+    hidden: int = 1024  # units of the MLP's hidden layer
+    out: int = 256  # output dimensions
+
+
+class FisherMlp(Fisher):
+    """Fisher vector + fully connected layers (Perronnin & Larlus, "Fisher vectors meet neural
+    networks: a hybrid classification architecture", CVPR 2015), trained for retrieval.
+
+    The improved Fisher vector of dense SIFT (PCA-reduced to 64-D), PCA-reduced to ``reduce``
+    dimensions (unsupervised), then ``Linear -> ReLU -> Linear`` trained with a ranking loss on
+    labelled images (``lookalike finetune -d fvfc``); output ``out`` values, L2-normalised.
+    """
+
+    name = "fvfc"
+    advice = "Fisher vectors + an MLP trained on your labelled images (lookalike finetune -d fvfc)"
+    kind = "fvfc"
+    Config = FvfcConfig
+
+    def validate(self) -> None:
+        super().validate()
+        c = self.config
+        if min(c.reduce, c.hidden, c.out) < 1:
+            raise LookalikeError(f"fvfc: need reduce, hidden, out >= 1, got {c.reduce}, {c.hidden}, {c.out}")
+
+    @property
+    def raw_dim(self) -> int:
+        return self.config.out
+
+    @property
+    def fisher(self) -> Fisher:
+        """The plain Fisher-vector descriptor this hybrid starts from (same SIFT and GMM options),
+        untrained and unwhitened: the GMM is learnt anew with the MLP."""
+        common = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(FisherConfig)}
+        return Fisher(FisherConfig(**common | {"vocabulary": "", "whitening": ""}))
+
+    @property
+    def model(self) -> dict[str, np.ndarray]:
+        if not self.trained:
+            raise LookalikeError("fvfc needs a trained model: run `lookalike finetune LABELLED -d fvfc -o fvfc.npz` "
+                                 "and pass -s vocabulary=fvfc.npz")
+        model = super().model
+        c = self.config
+        shapes = (model["fv_components"].shape[0], model["w1"].shape[0], model["w2"].shape[0])
+        if shapes != (c.reduce, c.hidden, c.out):
+            raise LookalikeError(f"{c.vocabulary}: an fvfc model with reduce, hidden, out = {shapes}, not "
+                                 f"{(c.reduce, c.hidden, c.out)}; pass the matching -s options")
+        return model
+
+    def encode_features(self, features: LocalFeatures) -> np.ndarray:
+        return fvfc_project(super().encode_features(features)[None], self.model)[0]
+
+    def fit(self, per_image, out, *, seed: int = 0):
+        raise LookalikeError("fvfc learns from labelled images: run `lookalike finetune LABELLED -d fvfc -o fvfc.npz`")

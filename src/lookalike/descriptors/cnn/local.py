@@ -3,14 +3,16 @@
 Noh et al., "Large-scale image retrieval with attentive deep local features" (DELF), ICCV 2017:
 every position of a mid-level feature map is a local descriptor whose keypoint is the centre of
 its receptive field; the image is described at several scales, the positions with the highest
-attention are kept, and the descriptors are reduced by PCA (40-D) and L2-normalised. Here the
-attention is the descriptor's L2 norm (no training; the training issue adds a learned one), and
-the map is EfficientNet-Lite0's output at stride 16 (block 10, 112 channels), whose receptive
-field is large enough to be distinctive while still localising to 16 pixels.
+attention are kept, and the descriptors are reduced by PCA (40-D) and L2-normalised. The
+attention is the descriptor's L2 norm unless the ``attention`` option names a learnt
+:class:`AttentionHead` (``lookalike finetune -d delf``), and the map is EfficientNet-Lite0's
+output at stride 16 (block 10, 112 channels), whose receptive field is large enough to be
+distinctive while still localising to 16 pixels.
 
 The PCA is learnt on training images (:meth:`Delf.fit`, an ``.npz`` read with
-``allow_pickle=False``) and named by the ``pca`` option, so worker processes rebuild the same
-extractor from its spec.
+``allow_pickle=False``), the attention head on labelled ones (a ``.pt`` of plain tensors read with
+``weights_only=True``); the ``pca`` and ``attention`` options name them, so worker processes
+rebuild the same extractor from its spec.
 """
 
 from __future__ import annotations
@@ -45,6 +47,60 @@ class DelfConfig:
     backbone: str = "efficientnet-lite0"  # the network (its packaged ImageNet weights)
     engine: str = "auto"  # onnx, torch, or auto (onnx where onnxruntime is installed)
     threads: int = 0  # threads of the forward pass; 0 = this process's share of the cores
+    attention: str = ""  # learnt attention head (.pt from `lookalike finetune -d delf`); empty = feature norm
+
+
+ATTENTION_FORMAT = "lookalike-delf-attention/1"
+
+
+class AttentionHead(nn.Module):
+    """DELF's attention (Noh et al., ICCV 2017): a non-negative score per position of a feature map.
+
+    ``[B, C, h, w]`` -> ``[B, h, w]``: a 1x1 convolution to ``hidden`` channels, ReLU, a 1x1
+    convolution to one channel, softplus. Trained with the features frozen, through a classifier
+    over the attention-weighted mean of the features (:class:`lookalike.train.heads.AttentionPooling`), it learns
+    which positions tell the training classes apart.
+    """
+
+    def __init__(self, channels: int = 112, hidden: int = 512) -> None:
+        super().__init__()
+        self.channels, self.hidden = channels, hidden
+        self.layers = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 1, 1), nn.Softplus())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)[:, 0]
+
+
+def save_attention(head: AttentionHead, out: str | Path, config: dict) -> Path:
+    """Write the head (atomically) as ``{"format", "state_dict", "config"}``; ``config`` holds at
+    least ``block`` and ``backbone`` (which map it scores) and may hold the training report."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
+    torch.save({"format": ATTENTION_FORMAT, "state_dict": state,
+                "config": {**config, "channels": head.channels, "hidden": head.hidden}}, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+@lru_cache(maxsize=4)
+def _load_attention(path: str, mtime: int, backbone: str, block: int) -> AttentionHead:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict) or saved.get("format") != ATTENTION_FORMAT:
+            raise ValueError(f"format {saved.get('format') if isinstance(saved, dict) else type(saved).__name__}")
+        config = saved["config"]
+        head = AttentionHead(int(config["channels"]), int(config["hidden"]))
+        head.load_state_dict(saved["state_dict"])
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise LookalikeError(f"{path}: not a DELF attention head from `lookalike finetune -d delf` "
+                             f"({str(exc).splitlines()[0]})") from None
+    if (config.get("backbone"), int(config.get("block", -1))) != (backbone, block):
+        trained_for = f"{config.get('backbone')} block {config.get('block')}"
+        raise LookalikeError(f"{path}: an attention head for {trained_for}, not {backbone} block {block}; "
+                             f"use --local-set block={config.get('block')} or train a matching one")
+    return head.eval().requires_grad_(False)
 
 
 class _Truncated(nn.Module):
@@ -69,7 +125,7 @@ def receptive_field_stride(backbone: Backbone, block: int) -> int:
 
 
 @lru_cache(maxsize=4)
-def _delf_engine(backbone: str, block: int, engine: str, threads: int):
+def delf_engine(backbone: str, block: int, engine: str, threads: int):
     full = load_backbone(backbone)
     if not hasattr(full.features, "network"):
         raise LookalikeError(f"delf needs an EfficientNet backbone, not {backbone!r}")
@@ -107,7 +163,8 @@ def dense_local_features(feature_map: np.ndarray, stride: int, scale_x: float, s
 
 class Delf(LocalExtractor):
     """DELF-style local features: ``dim``-D PCA of EfficientNet mid-level features at several
-    scales, the ``max_keypoints`` strongest by feature norm, keypoints in input-image pixels.
+    scales, the ``max_keypoints`` with the highest attention (the learnt head of the ``attention``
+    option, else the feature norm), keypoints in input-image pixels.
 
     Keypoint scale is the receptive-field stride at that scale (in input pixels); angle is 0.
     """
@@ -122,6 +179,9 @@ class Delf(LocalExtractor):
             raise LookalikeError(f"delf: need max_keypoints >= 1 and dim >= 1, got {c.max_keypoints}, {c.dim}")
         if c.pca and not Path(c.pca).is_file():
             raise LookalikeError(f"delf: pca {c.pca} not found; learn one with Delf.fit or `--train-images`")
+        if c.attention and not Path(c.attention).is_file():
+            raise LookalikeError(f"delf: attention {c.attention} not found; "
+                                 "train one with `lookalike finetune -d delf`")
 
     @property
     def trained(self) -> bool:  # type: ignore[override]
@@ -134,26 +194,49 @@ class Delf(LocalExtractor):
     def raw_features(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Before PCA: keypoints ``(T, 4)``, raw descriptors ``(T, C)``, scores ``(T,)``, the
         ``max_keypoints`` highest scores over all scales, best first."""
-        runner, stride, _ = _delf_engine(self.config.backbone, self.config.block, self.config.engine,
-                                         self.config.threads)
+        runner, stride, _ = delf_engine(self.config.backbone, self.config.block, self.config.engine,
+                                        self.config.threads)
         height, width = image.shape[:2]
+        maps = [(runner(pixels[None])[0], width / pixels.shape[2], height / pixels.shape[1])
+                for pixels in scaled_inputs(image, self.config.max_side, self.config.scales)]
+        return self.select(maps, stride)
+
+    def select(self, maps: list[tuple[torch.Tensor, float, float]], stride: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`raw_features` from the maps of one image: ``(map [C, h, w], scale_x, scale_y)``
+        per scale (original pixels per network-input pixel), the map's ``stride``."""
+        head = self.attention_head
         points, descriptors, scores = [], [], []
-        for pixels in scaled_inputs(image, self.config.max_side, self.config.scales):
-            sx, sy = width / pixels.shape[2], height / pixels.shape[1]
-            xy, d, norm = dense_local_features(runner(pixels[None])[0], stride, sx, sy)
+        for feature_map, sx, sy in maps:
+            xy, d, score = dense_local_features(feature_map, stride, sx, sy)  # score: the norm
+            if head is not None:
+                with torch.no_grad():
+                    score = head(feature_map[None].float())[0].flatten().numpy()
             geometry = np.column_stack([xy, np.full(len(xy), stride * sx, np.float32), np.zeros(len(xy), np.float32)])
             points.append(geometry)
             descriptors.append(d)
-            scores.append(norm)
+            scores.append(score)
         points, descriptors, scores = np.concatenate(points), np.concatenate(descriptors), np.concatenate(scores)
         best = np.argsort(-scores, kind="stable")[: self.config.max_keypoints]
         return points[best].astype(np.float32), descriptors[best], scores[best]
 
+    @property
+    def attention_head(self) -> AttentionHead | None:
+        """The learnt attention of the ``attention`` option, or None (the feature norm scores)."""
+        if not self.config.attention:
+            return None
+        path = Path(self.config.attention).resolve()
+        return _load_attention(str(path), path.stat().st_mtime_ns, self.config.backbone, self.config.block)
+
     def compute(self, image: np.ndarray) -> LocalFeatures:
         keypoints, raw, _ = self.raw_features(image)
+        return self.reduce(keypoints, raw, (image.shape[1], image.shape[0]))
+
+    def reduce(self, keypoints: np.ndarray, raw: np.ndarray, size: tuple[int, int]) -> LocalFeatures:
+        """The local features of :meth:`raw_features`' output: PCA, then L2 normalisation."""
         reduced = self.projection.transform(raw)
         reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
-        return LocalFeatures(keypoints, reduced.astype(np.float32), (image.shape[1], image.shape[0]))
+        return LocalFeatures(keypoints, reduced.astype(np.float32), size)
 
     @property
     def projection(self) -> PCA:

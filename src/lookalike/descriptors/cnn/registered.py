@@ -335,16 +335,22 @@ class NetVlad(CnnDescriptor):
         return type(self)(self.config, vocabulary=str(out.resolve()))
 
 
-@lru_cache(maxsize=8)
-def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
+def netvlad_from_file(path: str | Path, k: int) -> pooling.NetVLAD:
+    """A trainable NetVLAD layer from a ``netvlad`` file: its k-means initialisation, or the centres
+    and assignment learnt end to end (``lookalike finetune -d netvlad``)."""
     import torch
 
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            kind, clusters = str(data["kind"]), int(data["k"])
-            centres, alpha = torch.from_numpy(data["centres"]), float(data["alpha"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise LookalikeError(f"{path}: not a lookalike NetVLAD file ({exc})") from None
-    if kind != "netvlad" or clusters != k:
-        raise LookalikeError(f"{path}: not NetVLAD centres for k={k}; train a matching one")
-    return _pooling().NetVLAD.from_centres(centres, alpha).eval().requires_grad_(False)
+    from lookalike.descriptors.aggregate.trained import read_netvlad
+
+    arrays = read_netvlad(path, k)
+    layer = _pooling().NetVLAD.from_centres(torch.from_numpy(arrays["centres"]), float(arrays["alpha"]))
+    if "assign_weight" in arrays:
+        with torch.no_grad():
+            layer.assign.weight.copy_(torch.from_numpy(arrays["assign_weight"])[:, :, None, None])
+            layer.assign.bias.copy_(torch.from_numpy(arrays["assign_bias"]))
+    return layer
+
+
+@lru_cache(maxsize=8)
+def _netvlad_layer(path: str, mtime: int, k: int) -> pooling.NetVLAD:
+    return netvlad_from_file(path, k).eval().requires_grad_(False)
