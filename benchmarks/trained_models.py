@@ -88,9 +88,9 @@ def feature_maps(args) -> None:
         start = time.perf_counter()
         for i, name in enumerate(names):
             image = load_image(root / name).pixels
-            last.append(engine(scaled_inputs(image, 1024, (1.0,))[0][None])[0].numpy().astype(np.float16))
+            last.append(engine(scaled_inputs(image, 1024, (1.0,))[0][None])[0].astype(np.float16))
             for scale, pixels in zip(delf.scales, scaled_inputs(image, delf.max_side, delf.scales)):
-                local[scale].append(runner(pixels[None])[0].numpy().astype(np.float16))
+                local[scale].append(runner(pixels[None])[0].astype(np.float16))
             if i % 200 == 0:
                 print(f"{i}/{len(names)} {time.perf_counter() - start:.0f} s", flush=True)
         np.savez(out, names=np.array(names), last=np.stack(last),

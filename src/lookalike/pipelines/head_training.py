@@ -52,14 +52,14 @@ def _checkpoint(out: str | Path) -> Path:
 
 def network_inputs(runner, paths, resolution: int, *, batch: int = 16, progress: bool = True):
     """``[N, C, h, w]`` float16 feature maps of the images squashed to ``resolution`` squares,
-    by ``runner`` (an engine: ``[B, 3, H, W]`` float32 pixels -> a torch feature map). All in
+    by ``runner`` (an engine: ``[B, 3, H, W]`` float32 pixels -> a numpy feature map). All in
     memory: 125 kB per image for EfficientNet-Lite0's last map at 224 px (1.2 GB for 10,000)."""
     import torch
 
     from lookalike.train.data import decode_square
 
     pixels = decode_square(tuple(paths), resolution, progress="decoding training images" if progress else None)
-    return torch.cat([runner(np.ascontiguousarray(pixels[i:i + batch], dtype=np.float32)).half()
+    return torch.cat([torch.from_numpy(runner(np.ascontiguousarray(pixels[i:i + batch], dtype=np.float32))).half()
                       for i in range(0, len(pixels), batch)])
 
 

@@ -201,7 +201,7 @@ class Delf(LocalExtractor):
                 for pixels in scaled_inputs(image, self.config.max_side, self.config.scales)]
         return self.select(maps, stride)
 
-    def select(self, maps: list[tuple[torch.Tensor, float, float]], stride: int
+    def select(self, maps: list[tuple[np.ndarray, float, float]], stride: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`raw_features` from the maps of one image: ``(map [C, h, w], scale_x, scale_y)``
         per scale (original pixels per network-input pixel), the map's ``stride``."""
@@ -211,7 +211,7 @@ class Delf(LocalExtractor):
             xy, d, score = dense_local_features(feature_map, stride, sx, sy)  # score: the norm
             if head is not None:
                 with torch.no_grad():
-                    score = head(feature_map[None].float())[0].flatten().numpy()
+                    score = head(torch.as_tensor(feature_map, dtype=torch.float32)[None])[0].flatten().numpy()
             geometry = np.column_stack([xy, np.full(len(xy), stride * sx, np.float32), np.zeros(len(xy), np.float32)])
             points.append(geometry)
             descriptors.append(d)
