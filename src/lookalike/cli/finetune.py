@@ -13,23 +13,29 @@ from lookalike.cli.app import Settings, Workers, app, descriptor_from_options
 @app.command()
 def finetune(
     source: Annotated[Path, typer.Argument(help="Labelled training images: a protocol json with `labels`, "
-                                           "a CSV of path,label, or a folder with one sub-folder per class.")],
+                                           "a CSV of path,label, or a folder with one sub-folder per class "
+                                           "(--loss sscd: any folder of images, no labels).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The model file to write (.pt).")],
     descriptor: Annotated[str, typer.Option("--descriptor", "-d", help="What to fine-tune: gem.")] = "gem",
     settings: Settings = None,
-    loss: Annotated[str, typer.Option(help="contrastive, triplet or classification.")] = "contrastive",
+    loss: Annotated[str, typer.Option(help="contrastive, triplet, classification, or sscd (self-supervised "
+                                      "for copy detection, no labels needed).")] = "contrastive",
     epochs: Annotated[int, typer.Option(help="Epochs; the best one on the held-out classes is kept.")] = 10,
-    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch.")] = 300,
+    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch; sscd: images "
+                                         "per epoch, two edited copies each.")] = 300,
     negatives: Annotated[int, typer.Option(help="Negatives per tuple, each of another class.")] = 5,
     mining: Annotated[bool, typer.Option(help="Hard negatives mined every epoch (else random ones).")] = True,
     pool: Annotated[int, typer.Option(help="Images described every epoch to mine negatives from.")] = 800,
     margin: Annotated[float, typer.Option(help="0 = 0.75 for contrastive, 0.1 for triplet.")] = 0.0,
-    batch: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 8,
+    batch: Annotated[int, typer.Option(help="Tuples per optimiser step; sscd: images (0 = 8; sscd: 32).")] = 0,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the backbone (GeM's p: 10x).")] = 1e-4,
     resolution: Annotated[int, typer.Option(help="Training images are squashed to this square side.")] = 224,
     label: Annotated[str, typer.Option(help="Protocol json: which of its labels is the class "
                                        "[default: the one with the most classes].")] = "",
-    val_fraction: Annotated[float, typer.Option(help="Share of the classes held out to pick the epoch.")] = 0.2,
+    val_fraction: Annotated[float, typer.Option(help="Share of the classes (sscd: of the images) held out to "
+                                                "pick the epoch.")] = 0.2,
+    trainable_blocks: Annotated[int, typer.Option(help="sscd: only the backbone's last N blocks learn "
+                                                  "(0 = all); a few make CPU training affordable.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="CPU threads of torch (0 = its default).")] = 0,
     seed: Annotated[int, typer.Option(help="Seeds the split, the tuples and new layers.")] = 0,
@@ -52,6 +58,9 @@ def finetune(
       lookalike finetune data/eth80/instance-train.json --label object -o eth80.pt
 
       lookalike index ~/photos -c photos.lookalike -d gem -s weights=eth80.pt
+
+    Without labels, --loss sscd trains for copy detection: two strongly edited copies of each
+    image must find each other among the copies of the others (SSCD, Pizzi et al. CVPR 2022).
     """
     import torch
 
@@ -65,13 +74,27 @@ def finetune(
     base = descriptor_from_options(descriptor, settings)
     if threads:
         torch.set_num_threads(threads)
-    config = FinetuneConfig(loss=loss, epochs=epochs, queries=queries, negatives=negatives, mining=mining,
-                            pool=pool, margin=margin, batch=batch, lr=lr, resolution=resolution,
-                            p=base.p, val_fraction=val_fraction, seed=seed, device=device)
-    report = run(source, out, config, backbone=base.config.backbone, weights=base.config.weights, label=label,
-                 resume=resume, plot=plot or out.with_suffix(".png"))
+    common = dict(backbone=base.config.backbone, weights=base.config.weights, resume=resume,
+                  plot=plot or out.with_suffix(".png"))
+    if loss == "sscd":
+        from lookalike.pipelines.selfsupervised import train_selfsupervised
+        from lookalike.train.selfsup import SelfSupervisedConfig
+
+        if whitening:
+            raise LookalikeError("--whitening learns from matching pairs, which need labels: not with --loss sscd")
+        config = SelfSupervisedConfig(epochs=epochs, images=queries, batch=batch or 32, lr=lr, resolution=resolution,
+                                      trainable_blocks=trainable_blocks, p=base.p, val_fraction=val_fraction,
+                                      seed=seed, device=device)
+        report = train_selfsupervised(source, out, config, **common)
+        held = f"{report['val_images']} images held out"
+    else:
+        config = FinetuneConfig(loss=loss, epochs=epochs, queries=queries, negatives=negatives, mining=mining,
+                                pool=pool, margin=margin, batch=batch or 8, lr=lr, resolution=resolution,
+                                p=base.p, val_fraction=val_fraction, seed=seed, device=device)
+        report = run(source, out, config, label=label, **common)
+        held = f"{report['val_classes']} classes held out"
     last = report["history"][-1] if report["history"] else {}
-    typer.echo(f"trained on {report['input']}; {report['val_classes']} classes held out")
+    typer.echo(f"trained on {report['input']}; {held}")
     if report["val_map"] is not None:
         typer.echo(f"best epoch {report['best_epoch']}: validation mAP {report['val_map']:.3f} "
                    f"(before training {report['history'][0]['val_map']:.3f})")
