@@ -40,10 +40,10 @@ def prepare(data: Path, out: Path) -> Path:
 def table(results: dict[str, dict]) -> None:
     names = list(results)
     rows = {"all (mAP)": [r["map"] for r in results.values()]}
-    for group in ("by_family", "by_attack"):
+    for group in ("per_family", "per_attack"):
         keys = sorted(set().union(*(r.get(group, {}) for r in results.values())))
         for key in keys:
-            label = f"**{key}** (family)" if group == "by_family" else key
+            label = f"**{key}** (family)" if group == "per_family" else key
             rows[label] = [r.get(group, {}).get(key, {}).get("map", float("nan")) for r in results.values()]
     print("| copydays | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
