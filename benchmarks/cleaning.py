@@ -110,7 +110,7 @@ def gem_vectors(paths: list[Path], root: Path, cache: Path, workers: int | None)
     return np.stack([stored[n] for n in names]).astype(np.float32)
 
 
-def measure_cleaning(rows: list[dict], features: list) -> dict:
+def measure_cleaning(rows: list[dict], features: list, cache: Path) -> dict:
     """Precision and recall of what cleaning keeps, at each inlier threshold of :data:`THRESHOLDS`.
 
     The inliers of every pair are computed once, with the lowest threshold (pairs with fewer
@@ -120,12 +120,17 @@ def measure_cleaning(rows: list[dict], features: list) -> dict:
     labels = np.unique([r["label"] for r in rows], return_inverse=True)[1]
     truth = np.array([r["truth"] for r in rows])
     correct = truth == np.array([r["label"] for r in rows])
-    start = time.perf_counter()
-    inliers = []
-    for c in tqdm(np.unique(labels), desc="verifying pairs", unit="class"):
-        members = np.flatnonzero(labels == c)
-        inliers.append((members, class_inliers([features[i] for i in members], CleanConfig(min_inliers=THRESHOLDS[0]))))
-    seconds = time.perf_counter() - start
+    if cache.is_file():
+        inliers, seconds = pickle.loads(cache.read_bytes())
+    else:
+        start = time.perf_counter()
+        inliers = []
+        for c in tqdm(np.unique(labels), desc="verifying pairs", unit="class"):
+            members = np.flatnonzero(labels == c)
+            config = CleanConfig(min_inliers=THRESHOLDS[0])
+            inliers.append((members, class_inliers([features[i] for i in members], config)))
+        seconds = time.perf_counter() - start
+        cache.write_bytes(pickle.dumps((inliers, seconds)))
     categories = np.array([str(r["truth"]).rstrip("0123456789") for r in rows])
     pairs = int(sum(len(m) * (len(m) - 1) // 2 for m, _ in inliers))
     result = {"seconds": seconds, "images": len(rows), "pairs": pairs, "by_threshold": {}}
@@ -148,10 +153,11 @@ def measure_cleaning(rows: list[dict], features: list) -> dict:
 
 
 # ---- the cheap training: a linear layer over frozen GeM vectors -------------------------------------
-def train_head(x: np.ndarray, labels: np.ndarray, *, epochs: int, lr: float, negatives: int, seed: int
-               ) -> torch.nn.Linear:
-    """A ``D x D`` linear layer, from the identity, trained with the triplet loss (margin 0.1) and
-    each query's hardest negatives (one per other class) among all training vectors, every epoch."""
+def train_head(x: np.ndarray, labels: np.ndarray, *, epochs: int, queries: int, lr: float, negatives: int,
+               seed: int) -> torch.nn.Linear:
+    """A ``D x D`` linear layer, from the identity, trained with the triplet loss (margin 0.1): each
+    epoch ``queries`` random tuples, each query with its hardest negatives (one per other class)
+    among all the training vectors."""
     torch.manual_seed(seed)
     x = torch.from_numpy(x)
     labels = np.unique(labels, return_inverse=True)[1]
@@ -163,14 +169,14 @@ def train_head(x: np.ndarray, labels: np.ndarray, *, epochs: int, lr: float, neg
     negatives = min(negatives, labels.max())
     for epoch in range(epochs):
         rng = np.random.default_rng([seed, epoch])
-        queries = rng.permutation(len(x))
-        positives = random_positives(queries, labels, rng)
+        chosen_queries = rng.permutation(len(x))[:queries]
+        positives = random_positives(chosen_queries, labels, rng)
         with torch.no_grad():
             y = torch.nn.functional.normalize(head(x), dim=1)
-        chosen = hardest_negatives(y[queries], torch.from_numpy(labels[queries]), y, torch.from_numpy(labels),
-                                   negatives).numpy()
-        valid = (chosen >= 0).all(axis=1) & (positives != queries)
-        tuples = np.concatenate([queries[:, None], positives[:, None], chosen], axis=1)[valid]
+        chosen = hardest_negatives(y[chosen_queries], torch.from_numpy(labels[chosen_queries]), y,
+                                   torch.from_numpy(labels), negatives).numpy()
+        valid = (chosen >= 0).all(axis=1) & (positives != chosen_queries)
+        tuples = np.concatenate([chosen_queries[:, None], positives[:, None], chosen], axis=1)[valid]
         for batch in np.array_split(tuples, max(1, len(tuples) // 32)):
             out = torch.nn.functional.normalize(head(x[torch.from_numpy(batch.reshape(-1))]), dim=1)
             out = out.view(len(batch), batch.shape[1], -1)
@@ -198,7 +204,8 @@ def train_and_test(sets: dict, vectors: dict, tests: list, test_x: np.ndarray, a
         x = np.stack([vectors[p] for p in paths])
         row = {}
         start = time.perf_counter()
-        head = train_head(x, np.asarray(labels), epochs=args.epochs, lr=args.lr, negatives=5, seed=args.seed)
+        head = train_head(x, np.asarray(labels), epochs=args.epochs, queries=args.queries, lr=args.lr, negatives=5,
+                          seed=args.seed)
         with torch.no_grad():
             y = torch.nn.functional.normalize(head(torch.from_numpy(test_x)), dim=1).numpy()
         row["triplet head"] = test_map(y, tests)
@@ -218,7 +225,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="features cache [default: --out]")
     parser.add_argument("--fraction", type=float, default=0.2, help="share of each class replaced by noise")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=20, help="of the triplet head")
+    parser.add_argument("--epochs", type=int, default=10, help="of the triplet head")
+    parser.add_argument("--queries", type=int, default=512, help="tuples per epoch of the triplet head")
     parser.add_argument("--lr", type=float, default=1e-4, help="of the triplet head (Adam)")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
@@ -232,7 +240,7 @@ def main() -> None:
         csv.writer(f).writerows([("path", "label")] + [(os.path.relpath(r["path"], args.out.resolve()), r["label"])
                                                        for r in rows])
     features = local_features([r["path"] for r in rows], cache, args.workers)
-    cleaning = measure_cleaning(rows, features)
+    cleaning = measure_cleaning(rows, features, cache / f"inliers-{args.fraction:g}-{args.seed}.pkl")
     for t, r in cleaning["by_threshold"].items():
         print(f"min_inliers {t}: kept {r['kept']}, precision {r['precision']:.3f}, recall {r['recall']:.3f}, "
               f"other objects kept {r['other_objects_kept']:.3f}, distractors kept {r['distractors_kept']:.3f}, "
