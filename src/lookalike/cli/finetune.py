@@ -36,7 +36,7 @@ def finetune(
                                                 "pick the epoch.")] = 0.2,
     trainable_blocks: Annotated[int, typer.Option(help="sscd: only the backbone's last N blocks learn "
                                                   "(0 = all); a few make CPU training affordable.")] = 0,
-    entropy_weight: Annotated[float, typer.Option(help="sscd: weight of the entropy regulariser (SSCD: 30).")] = 30.0,
+    entropy_weight: Annotated[float, typer.Option(help="sscd: weight of the entropy regulariser.")] = 1.0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="CPU threads of torch (0 = its default).")] = 0,
     seed: Annotated[int, typer.Option(help="Seeds the split, the tuples and new layers.")] = 0,
@@ -85,8 +85,7 @@ def finetune(
             raise LookalikeError("--whitening learns from matching pairs, which need labels: not with --loss sscd")
         config = SelfSupervisedConfig(epochs=epochs, images=queries, batch=batch or 32, lr=lr, resolution=resolution,
                                       trainable_blocks=trainable_blocks, entropy_weight=entropy_weight,
-                                      p=base.p, val_fraction=val_fraction,
-                                      seed=seed, device=device)
+                                      p=base.p, val_fraction=val_fraction, seed=seed, device=device)
         report = train_selfsupervised(source, out, config, **common)
         held = f"{report['val_images']} images held out"
     else:

@@ -36,11 +36,11 @@ class SelfSupervisedConfig:
     images: int = 512  # images per epoch, each giving two copies (0 = all of them)
     batch: int = 32  # images per step: their 2 x batch copies are each other's negatives
     temperature: float = 0.05  # of the InfoNCE softmax (SSCD's value)
-    entropy_weight: float = 30.0  # weight of the differential-entropy regulariser (SSCD's lambda)
+    entropy_weight: float = 1.0  # weight of the entropy regulariser (SSCD's lambda is 30; see docs/design.md)
     lr: float = 1e-4  # Adam learning rate of the trainable blocks (GeM's p: 10x, no decay)
     weight_decay: float = 1e-6  # of the trainable blocks' weights
     resolution: int = 160  # side of the square copies
-    trainable_blocks: int = 3  # the last blocks (and the head convolution) that learn; 0 = all the backbone
+    trainable_blocks: int = 0  # only the last blocks (and the head convolution) learn; 0 = all the backbone
     p: float = 3.0  # GeM's initial exponent
     val_fraction: float = 0.1  # share of the images held out to choose the epoch (0 = keep the last)
     seed: int = 0  # seeds the split and the copies: a CPU run is reproducible
