@@ -49,7 +49,6 @@ def clean(
     check_output(report, "--report")
     options = {k: v for k, v in {"min_inliers": min_inliers, "model": sv_model}.items() if v is not None}
     config = CleanConfig(**options)
-    config.validate()
     local_options = parse_overrides(local_class(local_features).Config, local_set or [])
     result = run(source, out, config, local_features=local_features, local_options=local_options, label=label,
                  report=report, workers=workers, max_pixels=max_pixels)
