@@ -2,12 +2,14 @@
 
     python benchmarks/selfsup.py prepare --data ../shared/data --out bench-output/selfsup
     lookalike finetune bench-output/selfsup/unlabelled.csv --loss sscd -o bench-output/selfsup/sscd.pt \\
-        --epochs 4 --queries 384 --batch 32 --resolution 160 --trainable-blocks 4 --lr 3e-4 --val-fraction 0.05
+        --epochs 2 --queries 384 --batch 32 --resolution 160 --trainable-blocks 4 --lr 1e-4 --entropy-weight 1 \
+        --val-fraction 0.05 --threads 1
     lookalike eval ../shared/data/copydays/full.json -d gem --json bench-output/selfsup/gem.json
     lookalike eval ../shared/data/copydays/full.json -d cnn-fc --json bench-output/selfsup/cnn-fc.json
     lookalike eval ../shared/data/copydays/full.json -d gem -s weights=bench-output/selfsup/sscd.pt \\
         --json bench-output/selfsup/sscd.json
-    python benchmarks/selfsup.py table "GeM=bench-output/selfsup/gem.json" ... "SSCD=bench-output/selfsup/sscd.json"
+    python benchmarks/selfsup.py table "cnn-fc=bench-output/selfsup/cnn-fc.json" \
+        "GeM=bench-output/selfsup/gem.json" "GeM, SSCD-trained=bench-output/selfsup/sscd.json"
 
 ``prepare`` lists the training images: no copydays image, only eth80's training objects
 (``instance-train``, 1,640 images) and the 500 landmarks distractors (BSDS500), as a CSV whose
