@@ -2,13 +2,13 @@
 
     python benchmarks/selfsup.py prepare --data ../shared/data --out bench-output/selfsup
     lookalike finetune bench-output/selfsup/unlabelled.csv --loss sscd -o bench-output/selfsup/sscd.pt \\
-        --epochs 2 --queries 384 --batch 32 --resolution 160 --trainable-blocks 4 --lr 1e-4 --entropy-weight 1 \
+        --epochs 2 --queries 384 --batch 32 --resolution 160 --trainable-blocks 4 --lr 1e-4 --entropy-weight 1 \\
         --val-fraction 0.05 --threads 1
     lookalike eval ../shared/data/copydays/full.json -d gem --json bench-output/selfsup/gem.json
     lookalike eval ../shared/data/copydays/full.json -d cnn-fc --json bench-output/selfsup/cnn-fc.json
     lookalike eval ../shared/data/copydays/full.json -d gem -s weights=bench-output/selfsup/sscd.pt \\
         --json bench-output/selfsup/sscd.json
-    python benchmarks/selfsup.py table "cnn-fc=bench-output/selfsup/cnn-fc.json" \
+    python benchmarks/selfsup.py table "cnn-fc=bench-output/selfsup/cnn-fc.json" \\
         "GeM=bench-output/selfsup/gem.json" "GeM, SSCD-trained=bench-output/selfsup/sscd.json"
 
 ``prepare`` lists the training images: no copydays image, only eth80's training objects
