@@ -43,6 +43,7 @@ def match_many(a: np.ndarray, others: np.ndarray, counts: np.ndarray, *, method:
         raise LookalikeError(f"unknown matching {method!r}; choose one of: {', '.join(MATCHERS)}")
     a = np.asarray(a, dtype=np.float32)
     others = np.asarray(others, dtype=np.float32)
+    counts = np.asarray(counts)
     if a.ndim != 2 or others.ndim != 3 or others.shape[2] != a.shape[1] or len(counts) != len(others):
         raise LookalikeError(f"expected a (Ta, D), others (M, T, D) and counts (M,); got {a.shape}, "
                              f"{others.shape} and {np.shape(counts)}")
@@ -53,7 +54,7 @@ def match_many(a: np.ndarray, others: np.ndarray, counts: np.ndarray, *, method:
     g = np.einsum("td,msd->mts", a, others, optimize=True)
     g -= 0.5 * (a * a).sum(axis=1)[None, :, None]
     g -= 0.5 * (others * others).sum(axis=2)[:, None, :]
-    padded = np.arange(others.shape[1])[None, :] >= np.asarray(counts)[:, None]  # (M, T)
+    padded = np.arange(others.shape[1])[None, :] >= counts[:, None]  # (M, T)
     np.copyto(g, -np.inf, where=padded[:, None, :])
     forward = g.argmax(axis=2)  # (M, Ta): nearest row of image m for each row of a
     rows = np.broadcast_to(np.arange(len(a)), forward.shape)
@@ -64,8 +65,9 @@ def match_many(a: np.ndarray, others: np.ndarray, counts: np.ndarray, *, method:
         if g.shape[2] < 2:
             return [empty] * len(others)
         top2 = -np.partition(-g, 1, axis=2)[:, :, :2]
-        # squared distances from the two largest -d^2/2; a second neighbour at -inf (a single
-        # valid row) fails the test, as match_features returns nothing for fewer than 2 rows
+        # squared distances from the two largest -d^2/2; an image with one valid row has its second
+        # neighbour at -inf, which would pass: it is masked below, as match_features returns
+        # nothing for fewer than 2 rows
         first, second = np.maximum(-2 * top2[..., 0], 0), np.maximum(-2 * top2[..., 1], 0)
         keep = first < ratio * ratio * second
     keep &= (counts >= (2 if method == "ratio" else 1))[:, None]
