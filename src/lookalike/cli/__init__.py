@@ -13,6 +13,7 @@ import sys
 import typer
 
 from lookalike.cli import (  # noqa: F401  (registers the commands)
+    clean,
     collections,
     crossmodal,
     duplicates,

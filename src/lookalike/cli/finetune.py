@@ -13,30 +13,37 @@ from lookalike.cli.app import Settings, Workers, app, descriptor_from_options
 @app.command()
 def finetune(
     source: Annotated[Path, typer.Argument(help="Labelled training images: a protocol json with `labels`, "
-                                           "a CSV of path,label, or a folder with one sub-folder per class.")],
+                                           "a CSV of path,label, or a folder with one sub-folder per class "
+                                           "(--loss sscd: any folder of images, no labels).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The model file to write (.pt).")],
     descriptor: Annotated[str, typer.Option("--descriptor", "-d", help=(
         "What to train: gem (backbone and GeM pooling), or, the network frozen, netvlad (the NetVLAD "
         "layer), fvfc (an MLP over Fisher vectors of SIFT) or delf (DELF's attention head)."))] = "gem",
     settings: Settings = None,
-    loss: Annotated[Optional[str], typer.Option(help="contrastive, triplet or classification [default: "
+    loss: Annotated[Optional[str], typer.Option(help="contrastive, triplet, classification, or sscd (self-"
+                                                "supervised for copy detection, no labels needed) [default: "
                                                 "contrastive for gem, triplet for netvlad and fvfc; delf "
                                                 "always trains with classification].")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs; the best one on the held-out classes is kept "
                                                   "[default: 10 for gem, 20 for the others].")] = None,
-    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch.")] = 300,
+    queries: Annotated[int, typer.Option(help="Tuples (query, positive, negatives) per epoch; sscd: images "
+                                         "per epoch, two edited copies each.")] = 300,
     negatives: Annotated[int, typer.Option(help="Negatives per tuple, each of another class.")] = 5,
     mining: Annotated[bool, typer.Option(help="Hard negatives mined every epoch (else random ones).")] = True,
     pool: Annotated[int, typer.Option(help="Images described every epoch to mine negatives from.")] = 800,
     margin: Annotated[float, typer.Option(help="0 = 0.75 for contrastive, 0.1 for triplet.")] = 0.0,
-    batch: Annotated[int, typer.Option(help="Tuples per optimiser step.")] = 8,
+    batch: Annotated[int, typer.Option(help="Tuples per optimiser step; sscd: images (0 = 8; sscd: 32).")] = 0,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 1e-4 for gem's backbone "
                                                 "(its p: 10x), 1e-3 for the others].")] = None,
     resolution: Annotated[int, typer.Option(help="Training images are squashed to this square side "
                                             "(not fvfc, which describes them as they are).")] = 224,
     label: Annotated[str, typer.Option(help="Protocol json: which of its labels is the class "
                                        "[default: the one with the most classes].")] = "",
-    val_fraction: Annotated[float, typer.Option(help="Share of the classes held out to pick the epoch.")] = 0.2,
+    val_fraction: Annotated[float, typer.Option(help="Share of the classes (sscd: of the images) held out to "
+                                                "pick the epoch.")] = 0.2,
+    trainable_blocks: Annotated[int, typer.Option(help="sscd: only the backbone's last N blocks learn "
+                                                  "(0 = all); a few make CPU training affordable.")] = 0,
+    entropy_weight: Annotated[float, typer.Option(help="sscd: weight of the entropy regulariser.")] = 1.0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="CPU threads of torch (0 = its default).")] = 0,
     seed: Annotated[int, typer.Option(help="Seeds the split, the tuples and new layers.")] = 0,
@@ -63,6 +70,9 @@ def finetune(
     netvlad, fvfc and delf train only a head over a frozen network (minutes on a CPU) and write
     the file their descriptor reads (it prints how to use it): -d netvlad -s vocabulary=OUT.npz,
     -d fvfc -s vocabulary=OUT.npz, --local-features delf --local-set attention=OUT.pt.
+
+    Without labels, --loss sscd trains for copy detection: two strongly edited copies of each
+    image must find each other among the copies of the others (SSCD, Pizzi et al. CVPR 2022).
     """
     import torch
 
@@ -79,20 +89,37 @@ def finetune(
     if descriptor in HEADS:
         if whitening:
             raise LookalikeError(f"--whitening is learnt with -d gem; for {descriptor} use `lookalike train --whiten`")
+        if loss == "sscd":
+            raise LookalikeError(f"--loss sscd trains -d gem, not the {descriptor} head")
         _train_head(descriptor, source, out, settings, loss=loss, epochs=epochs, queries=queries,
-                    negatives=negatives, mining=mining, pool=pool, margin=margin, batch=batch, lr=lr,
+                    negatives=negatives, mining=mining, pool=pool, margin=margin, batch=batch or 8, lr=lr,
                     resolution=resolution, label=label, val_fraction=val_fraction, seed=seed, resume=resume,
                     plot=plot, device=device, workers=workers)
         return
     base = descriptor_from_options(descriptor, settings)
-    config = FinetuneConfig(loss=loss or "contrastive", epochs=10 if epochs is None else epochs, queries=queries,
-                            negatives=negatives, mining=mining, pool=pool, margin=margin, batch=batch,
-                            lr=lr or 1e-4, resolution=resolution, p=base.p, val_fraction=val_fraction, seed=seed,
-                            device=device)
-    report = run(source, out, config, backbone=base.config.backbone, weights=base.config.weights, label=label,
-                 resume=resume, plot=plot or out.with_suffix(".png"))
+    common = dict(backbone=base.config.backbone, weights=base.config.weights, resume=resume,
+                  plot=plot or out.with_suffix(".png"))
+    epochs = 10 if epochs is None else epochs
+    if loss == "sscd":
+        from lookalike.pipelines.selfsupervised import train_selfsupervised
+        from lookalike.train.selfsup import SelfSupervisedConfig
+
+        if whitening:
+            raise LookalikeError("--whitening learns from matching pairs, which need labels: not with --loss sscd")
+        config = SelfSupervisedConfig(epochs=epochs, images=queries, batch=batch or 32, lr=lr or 1e-4,
+                                      resolution=resolution, trainable_blocks=trainable_blocks,
+                                      entropy_weight=entropy_weight, p=base.p, val_fraction=val_fraction, seed=seed,
+                                      device=device)
+        report = train_selfsupervised(source, out, config, **common)
+        held = f"{report['val_images']} images held out"
+    else:
+        config = FinetuneConfig(loss=loss or "contrastive", epochs=epochs, queries=queries, negatives=negatives,
+                                mining=mining, pool=pool, margin=margin, batch=batch or 8, lr=lr or 1e-4,
+                                resolution=resolution, p=base.p, val_fraction=val_fraction, seed=seed, device=device)
+        report = run(source, out, config, label=label, **common)
+        held = f"{report['val_classes']} classes held out"
     last = report["history"][-1] if report["history"] else {}
-    typer.echo(f"trained on {report['input']}; {report['val_classes']} classes held out")
+    typer.echo(f"trained on {report['input']}; {held}")
     if report["val_map"] is not None:
         typer.echo(f"best epoch {report['best_epoch']}: validation mAP {report['val_map']:.3f} "
                    f"(before training {report['history'][0]['val_map']:.3f})")
