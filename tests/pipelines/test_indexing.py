@@ -159,3 +159,30 @@ def test_a_pool_that_broke_between_two_submits_fails_the_file_for_a_retry(tmp_pa
             pool.submit(os._exit, 1).result()
         future = _submit(pool, tmp_path / "next.png")
     assert future.done() and isinstance(future.exception(), BrokenProcessPool)
+
+
+@pytest.mark.parametrize("seconds, commits", [(3600.0, 1), (0.0, 12)])
+def test_a_batch_is_committed_when_full_or_after_commit_seconds(tmp_path, image_dir, monkeypatch, seconds, commits):
+    """Large transactions, but never more than COMMIT_SECONDS of work in one: each commit bumps
+    the generation once."""
+    from lookalike.pipelines import indexing
+
+    monkeypatch.setattr(indexing, "COMMIT_SECONDS", seconds)
+    with Collection.create(tmp_path / "c", create("color-hist")) as c:
+        before = c.metadata.generation
+        report = index_paths(c, [image_dir], workers=1, progress=False)
+        assert report.indexed == 12 and c.metadata.generation - before == commits
+
+
+def test_a_squashing_descriptor_gets_the_image_down_to_its_shorter_side(tmp_path):
+    """cnn-fc squashes to 224 x 224: a 4:3 photo decoded to 224 x 168 would lose a quarter of its
+    rows, so it is decoded to 299 x 224, and described as the full image is."""
+    from lookalike.io.images import load_image
+    from lookalike.pipelines.extract import decode_for, describe_pixels
+
+    photo(3, (800, 600)).save(tmp_path / "p.jpg", quality=95)
+    fc, gem = create("cnn-fc"), create("gem", max_side=256)
+    assert decode_for(tmp_path / "p.jpg", fc).pixels.shape == (224, 299, 3)
+    assert decode_for(tmp_path / "p.jpg", gem).pixels.shape == (192, 256, 3)
+    vector, _ = describe_pixels(decode_for(tmp_path / "p.jpg", fc).pixels, fc)
+    assert float(vector @ fc(load_image(tmp_path / "p.jpg").pixels)) > 0.99

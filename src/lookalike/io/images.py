@@ -31,7 +31,7 @@ class DecodedImage(NamedTuple):
 
 
 def load_image(
-    path: str | Path, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path, *, max_side: int | None = None, cover: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedImage:
     """Decode ``path`` to RGB.
 
@@ -39,6 +39,8 @@ def load_image(
         path: an image file.
         max_side: if set, shrink the image so that its longer side is at most this many pixels.
             For JPEG this decodes at reduced scale directly, which is several times faster.
+        cover: with ``max_side``, shrink only until the *shorter* side is ``max_side`` (the image
+            still covers a ``max_side`` square): for a consumer that squashes it to that square.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
 
     Returns:
@@ -58,7 +60,7 @@ def load_image(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return _decode(path, im, max_side, max_pixels)
+                return _decode(path, im, max_side, cover, max_pixels)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -72,7 +74,7 @@ def load_image(
         raise ImageError(path, "unreadable", message or type(exc).__name__) from None
 
 
-def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) -> DecodedImage:
+def _decode(path: Path, im: Image.Image, max_side: int | None, cover: bool, max_pixels: int) -> DecodedImage:
     width, height = im.size
     if width * height > max_pixels:
         raise ImageError(
@@ -85,34 +87,37 @@ def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) 
         im.seek(0)
     if max_side is not None and im.format == "JPEG":
         # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale, never below the requested size.
-        im.draft("RGB", _scaled(im.size, max_side))
+        im.draft("RGB", _scaled(im.size, max_side, cover))
     im.load()
     im, transposed = _apply_exif_orientation(im)
     if transposed:
         width, height = height, width
     rgb = _to_rgb(im)
     if max_side is not None:
-        rgb = _shrink(rgb, max_side)
+        rgb = _shrink(rgb, max_side, cover)
     return DecodedImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), width, height)
 
 
-def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
-    """``pixels [H, W, 3]`` uint8 with the longer side shrunk to ``max_side`` as :func:`load_image`
-    does (unchanged when already small enough): for a second consumer of one decoded image."""
-    if max_side is None or max(pixels.shape[:2]) <= max_side:
+def shrink(pixels: np.ndarray, max_side: int | None, cover: bool = False) -> np.ndarray:
+    """``pixels [H, W, 3]`` uint8 shrunk as :func:`load_image` does with ``max_side`` and ``cover``
+    (unchanged when already small enough): for a second consumer of one decoded image."""
+    if max_side is None or _scaled(pixels.shape[1::-1], max_side, cover) == pixels.shape[1::-1]:
         return pixels
-    return np.ascontiguousarray(np.asarray(_shrink(Image.fromarray(pixels, "RGB"), max_side), dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(_shrink(Image.fromarray(pixels, "RGB"), max_side, cover), dtype=np.uint8))
 
 
-def _shrink(im: Image.Image, max_side: int) -> Image.Image:
-    if max(im.size) <= max_side:
+def _shrink(im: Image.Image, max_side: int, cover: bool) -> Image.Image:
+    size = _scaled(im.size, max_side, cover)
+    if size == im.size:
         return im
-    return im.resize(_scaled(im.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+def _scaled(size: tuple[int, int], max_side: int, cover: bool = False) -> tuple[int, int]:
+    """``size`` shrunk (never enlarged), aspect kept, to a longer side of ``max_side``, or with
+    ``cover`` to a shorter side of ``max_side``."""
     w, h = size
-    scale = min(1.0, max_side / max(w, h))
+    scale = min(1.0, max_side / (min(w, h) if cover else max(w, h)))
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from lookalike.index.metadata import Entry
 from lookalike.io.files import scan_images
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import extract
+
+#: the longest an indexing run describes before committing: what a kill can lose, at most
+COMMIT_SECONDS = 2.0
 
 
 @dataclass
@@ -55,7 +59,7 @@ def index_paths(
     paths: list[str | Path],
     *,
     workers: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = 1024,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     prune: bool = False,
     progress: bool = True,
@@ -69,7 +73,8 @@ def index_paths(
     swapped files), keeps its vector and gets the new path. A stored path whose content changed
     is re-described and replaced. With ``prune``, stored images inside the given folders whose
     file is gone are removed (this is ``lookalike update``). Entries are committed every
-    ``batch_size`` images, so an interrupted run keeps all committed batches. Files and folders
+    ``batch_size`` images or :data:`COMMIT_SECONDS`, whichever comes first, so an interrupted run
+    keeps all committed batches and loses at most a few seconds of work. Files and folders
     that cannot be used are reported in ``skipped`` with their reason. A collection that keeps
     local features gets them from the same decoding, in the same transactions.
 
@@ -113,9 +118,12 @@ def index_paths(
 
     batch: list[Entry] = []
     replaced: list[str] = []
+    last_commit = time.monotonic()
 
     def commit() -> None:
+        nonlocal last_commit
         collection.write(batch, replaced)
+        last_commit = time.monotonic()
         report.updated += len(replaced)
         report.indexed += len(batch) - len(replaced)
         batch.clear()
@@ -141,7 +149,7 @@ def index_paths(
         if str(path) in stored_by_path:
             replaced.append(str(path))
         batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector, result.local))
-        if len(batch) >= batch_size:
+        if len(batch) >= batch_size or time.monotonic() - last_commit >= COMMIT_SECONDS:
             commit()
     if batch:
         commit()
