@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lookalike.errors import ImageError
-from lookalike.io.images import load_image, shrink
+from lookalike.io.images import load_image
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -102,15 +102,12 @@ def test_max_side_shrinks_keeping_aspect(tmp_path):
     assert (decoded.width, decoded.height) == (1000, 500)
 
 
-def test_cover_shrinks_the_shorter_side_to_max_side(tmp_path):
+def test_cover_decodes_jpeg_at_reduced_scale_down_to_the_shorter_side_only(tmp_path):
     Image.new("RGB", (1000, 500), (10, 200, 10)).save(tmp_path / "big.jpg")
-    decoded = load_image(tmp_path / "big.jpg", max_side=100, cover=True)
-    assert decoded.pixels.shape == (100, 200, 3)  # JPEG draft at 1/4 (250 x 125), then shrunk
-    assert shrink(decoded.pixels, 50, cover=True).shape == (50, 100, 3)
-    assert shrink(decoded.pixels, 50).shape == (25, 50, 3)
-    assert shrink(decoded.pixels, 100, cover=True) is decoded.pixels  # never enlarged nor copied
-    small = load_image(tmp_path / "big.jpg", max_side=600, cover=True)
-    assert small.pixels.shape == (500, 1000, 3)
+    Image.new("RGB", (1000, 500), (10, 200, 10)).save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.jpg", max_side=100, cover=True).pixels.shape == (125, 250, 3)  # 1/4
+    assert load_image(tmp_path / "big.jpg", max_side=130, cover=True).pixels.shape == (250, 500, 3)  # 1/2
+    assert load_image(tmp_path / "big.png", max_side=100, cover=True).pixels.shape == (500, 1000, 3)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ Decompression bombs are refused from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
-import os
+import io
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -30,17 +30,30 @@ class DecodedImage(NamedTuple):
     height: int
 
 
+def read_file(path: str | Path) -> bytes:
+    """The bytes of ``path`` in one read, or :class:`ImageError` ``unreadable``: read once, they
+    can be hashed and decoded (``load_image(path, data=...)``) without a second pass."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ImageError(Path(path), "unreadable", exc.strerror or str(exc)) from None
+
+
 def load_image(
-    path: str | Path, *, max_side: int | None = None, cover: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path, *, max_side: int | None = None, cover: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> DecodedImage:
     """Decode ``path`` to RGB.
 
     Args:
         path: an image file.
+        data: its bytes, if already read (:func:`read_file`); else they are read here, at once.
         max_side: if set, shrink the image so that its longer side is at most this many pixels.
             For JPEG this decodes at reduced scale directly, which is several times faster.
-        cover: with ``max_side``, shrink only until the *shorter* side is ``max_side`` (the image
-            still covers a ``max_side`` square): for a consumer that squashes it to that square.
+        cover: with ``max_side``, only let JPEG decode at reduced scale, never below a *shorter*
+            side of ``max_side``, and resample nothing: for a consumer that resizes the image
+            itself (squashes it to a ``max_side`` square), so that it is resampled only once.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
 
     Returns:
@@ -51,15 +64,13 @@ def load_image(
             ``unreadable``.
     """
     path = Path(path)
-    try:
-        if os.path.getsize(path) == 0:
-            raise ImageError(path, "empty", "the file has 0 bytes")
-    except OSError as exc:
-        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+    data = read_file(path) if data is None else data
+    if not data:
+        raise ImageError(path, "empty", "the file has 0 bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 return _decode(path, im, max_side, cover, max_pixels)
     except ImageError:
         raise
@@ -93,24 +104,23 @@ def _decode(path: Path, im: Image.Image, max_side: int | None, cover: bool, max_
     if transposed:
         width, height = height, width
     rgb = _to_rgb(im)
-    if max_side is not None:
-        rgb = _shrink(rgb, max_side, cover)
+    if max_side is not None and not cover:
+        rgb = _shrink(rgb, max_side)
     return DecodedImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), width, height)
 
 
-def shrink(pixels: np.ndarray, max_side: int | None, cover: bool = False) -> np.ndarray:
-    """``pixels [H, W, 3]`` uint8 shrunk as :func:`load_image` does with ``max_side`` and ``cover``
-    (unchanged when already small enough): for a second consumer of one decoded image."""
-    if max_side is None or _scaled(pixels.shape[1::-1], max_side, cover) == pixels.shape[1::-1]:
+def shrink(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``pixels [H, W, 3]`` uint8 with the longer side shrunk to ``max_side`` as :func:`load_image`
+    does (unchanged when already small enough): for a second consumer of one decoded image."""
+    if max_side is None or max(pixels.shape[:2]) <= max_side:
         return pixels
-    return np.ascontiguousarray(np.asarray(_shrink(Image.fromarray(pixels, "RGB"), max_side, cover), dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(_shrink(Image.fromarray(pixels, "RGB"), max_side), dtype=np.uint8))
 
 
-def _shrink(im: Image.Image, max_side: int, cover: bool) -> Image.Image:
-    size = _scaled(im.size, max_side, cover)
-    if size == im.size:
+def _shrink(im: Image.Image, max_side: int) -> Image.Image:
+    if max(im.size) <= max_side:
         return im
-    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im.resize(_scaled(im.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _scaled(size: tuple[int, int], max_side: int, cover: bool = False) -> tuple[int, int]:

@@ -88,9 +88,13 @@ def index_paths(
     scan = scan_images(paths)
     report.skipped.extend(scan.problems)
     files = [f.resolve() for f in scan.found]
-    hashes = _hash_files(files, progress)
+    # Into an empty collection nothing is skipped or moved: each file is then read once, by the
+    # worker that hashes and decodes it. Otherwise a first pass hashes every file, so that stored
+    # content is skipped without decoding.
+    read_once = engine == "local" and len(collection) == 0
+    hashes = [("", 0)] * len(files) if read_once else _hash_files(files, progress)
     found = {str(path): hashed[0] for path, hashed in zip(files, hashes) if not isinstance(hashed, ImageError)}
-    moved_to = _follow_moves(collection, found)
+    moved_to = set() if read_once else _follow_moves(collection, found)
     report.moved = len(moved_to)
     if prune:
         gone = [p for folder in paths if Path(folder).is_dir()
@@ -110,10 +114,11 @@ def index_paths(
             continue
         if stored_by_path.get(str(path)) == digest:
             report.present += 1
-        elif digest in stored_by_hash or digest in claimed:
+        elif digest and (digest in stored_by_hash or digest in claimed):
             report.duplicates.append((str(path), stored_by_hash.get(digest) or claimed[digest]))
         else:
-            claimed[digest] = str(path)
+            if digest:
+                claimed[digest] = str(path)
             todo.append((path, digest, size))
 
     batch: list[Entry] = []
@@ -142,10 +147,18 @@ def index_paths(
                           progress="indexing" if progress else None, local=local)
     else:
         raise LookalikeError(f"unknown engine {engine!r}; choose local or ray")
-    for (path, digest, size), (_, result) in zip(todo, results):
+    for (path, planned, size), (_, result) in zip(todo, results):
         if isinstance(result, ImageError):
             report.skipped.append(result)
             continue
+        # the digest of the bytes the worker decoded: read once, or changed since the first pass
+        digest, size = (result.sha256, result.bytes) if result.sha256 else (planned, size)
+        if digest != planned:
+            owner = stored_by_hash.get(digest) or claimed.get(digest)
+            if owner is not None and owner != str(path):
+                report.duplicates.append((str(path), owner))
+                continue
+            claimed[digest] = str(path)
         if str(path) in stored_by_path:
             replaced.append(str(path))
         batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector, result.local))
