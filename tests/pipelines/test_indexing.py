@@ -157,7 +157,7 @@ def test_a_pool_that_broke_between_two_submits_fails_the_file_for_a_retry(tmp_pa
     with ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
         with pytest.raises(BrokenProcessPool):
             pool.submit(os._exit, 1).result()
-        future = _submit(pool, tmp_path / "next.png")
+        future = _submit(pool, [tmp_path / "next.png"])
     assert future.done() and isinstance(future.exception(), BrokenProcessPool)
 
 
