@@ -48,13 +48,13 @@ def load_image(
 
     Args:
         path: an image file.
-        data: its bytes, if already read (:func:`read_file`); else they are read here, at once.
         max_side: if set, shrink the image so that its longer side is at most this many pixels.
             For JPEG this decodes at reduced scale directly, which is several times faster.
         cover: with ``max_side``, only let JPEG decode at reduced scale, never below a *shorter*
             side of ``max_side``, and resample nothing: for a consumer that resizes the image
             itself (squashes it to a ``max_side`` square), so that it is resampled only once.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        data: the file's bytes, if already read (:func:`read_file`); else they are read here, at once.
 
     Returns:
         a :class:`DecodedImage` whose ``pixels`` are ``[H, W, 3]`` ``uint8``.
