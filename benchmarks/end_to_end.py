@@ -1,6 +1,6 @@
 """Indexing speed end to end: ``lookalike index`` against a hand-written script and the bare network.
 
-    python benchmarks/end_to_end.py --data ../shared/data --limit 600 --rounds 3
+    python benchmarks/end_to_end.py --data ../shared/data --limit 160 --rounds 3
 
 For each dataset (eth80: 256 x 256 JPEGs; landmarks: JPEGs up to 1024 px) and each descriptor
 (``gem``, ``cnn-fc``), images per second of
@@ -193,7 +193,8 @@ def plot(rows: list[dict], path: Path) -> None:
                 ax.annotate(f"{r['images_per_s']['index'] / r['images_per_s']['bare']:.2f} of bare",
                             (x - width, r["images_per_s"]["index"]), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(np.arange(len(rows)), labels, fontsize=8)
-    ax.set(ylabel="images / second", title="lookalike index vs hand-written script vs bare forward (2 cores)")
+    ax.set(ylabel="images / second", title=f"lookalike index, a hand-written script, the bare forward pass\n"
+           f"({rows[0]['images']} images per set, 2 shared cores, medians of the rounds)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
