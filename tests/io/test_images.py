@@ -102,6 +102,14 @@ def test_max_side_shrinks_keeping_aspect(tmp_path):
     assert (decoded.width, decoded.height) == (1000, 500)
 
 
+def test_cover_decodes_jpeg_at_reduced_scale_down_to_the_shorter_side_only(tmp_path):
+    Image.new("RGB", (1000, 500), (10, 200, 10)).save(tmp_path / "big.jpg")
+    Image.new("RGB", (1000, 500), (10, 200, 10)).save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.jpg", max_side=100, cover=True).pixels.shape == (125, 250, 3)  # 1/4
+    assert load_image(tmp_path / "big.jpg", max_side=130, cover=True).pixels.shape == (250, 500, 3)  # 1/2
+    assert load_image(tmp_path / "big.png", max_side=100, cover=True).pixels.shape == (500, 1000, 3)
+
+
 @pytest.mark.parametrize(
     "make, reason",
     [

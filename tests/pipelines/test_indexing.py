@@ -157,5 +157,61 @@ def test_a_pool_that_broke_between_two_submits_fails_the_file_for_a_retry(tmp_pa
     with ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
         with pytest.raises(BrokenProcessPool):
             pool.submit(os._exit, 1).result()
-        future = _submit(pool, tmp_path / "next.png")
+        future = _submit(pool, [tmp_path / "next.png"])
     assert future.done() and isinstance(future.exception(), BrokenProcessPool)
+
+
+@pytest.mark.parametrize("seconds, commits", [(3600.0, 1), (0.0, 12)])
+def test_a_batch_is_committed_when_full_or_after_commit_seconds(tmp_path, image_dir, monkeypatch, seconds, commits):
+    """Large transactions, but never more than COMMIT_SECONDS of work in one: each commit bumps
+    the generation once."""
+    from lookalike.pipelines import indexing
+
+    monkeypatch.setattr(indexing, "COMMIT_SECONDS", seconds)
+    with Collection.create(tmp_path / "c", create("color-hist")) as c:
+        before = c.metadata.generation
+        report = index_paths(c, [image_dir], workers=1, progress=False)
+        assert report.indexed == 12 and c.metadata.generation - before == commits
+
+
+def test_a_squashing_descriptor_gets_the_image_down_to_its_shorter_side(tmp_path):
+    """cnn-fc squashes to 224 x 224: a 4:3 photo shrunk to 224 x 168 first would lose a quarter of
+    its rows, so JPEG draft alone takes it to 400 x 300, and it is described as the full image is."""
+    from lookalike.io.images import load_image
+    from lookalike.pipelines.extract import decode_for, describe_pixels
+
+    photo(3, (800, 600)).save(tmp_path / "p.jpg", quality=95)
+    fc, gem = create("cnn-fc"), create("gem", max_side=256)
+    assert decode_for(tmp_path / "p.jpg", fc).pixels.shape == (300, 400, 3)
+    assert decode_for(tmp_path / "p.jpg", gem).pixels.shape == (192, 256, 3)
+    vector, _ = describe_pixels(decode_for(tmp_path / "p.jpg", fc).pixels, fc)
+    assert float(vector @ fc(load_image(tmp_path / "p.jpg").pixels)) > 0.99
+
+
+def test_the_stored_digest_is_that_of_the_bytes_described(tmp_path, image_dir, monkeypatch):
+    """Into an empty collection each file is read once, hashed and decoded by its worker; later,
+    a file that changes between the hashing pass and its decoding is stored with the digest of
+    what was described."""
+    from lookalike.pipelines import indexing
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    hash_files = indexing._hash_files
+    monkeypatch.setattr(indexing, "_hash_files", lambda *args: pytest.fail("an empty collection needs no first pass"))
+    with Collection.create(tmp_path / "c", create("color-hist")) as c:
+        index_paths(c, [image_dir], workers=2, progress=False)
+        assert {r["path"]: r["sha256"] for r in c.lookup(c.metadata.vectors()[0])} == {
+            str(p.resolve()): sha(p) for p in image_dir.iterdir()}
+
+        photo(40).save(image_dir / "new.jpg")
+
+        def then_change(files, progress):
+            hashed = hash_files(files, progress)
+            photo(41).save(image_dir / "new.jpg")  # after its first-pass digest was taken
+            return hashed
+
+        monkeypatch.setattr(indexing, "_hash_files", then_change)
+        assert index_paths(c, [image_dir], workers=1, progress=False).indexed == 1
+        row = c.lookup(np.array([c.metadata.id_of(str((image_dir / "new.jpg").resolve()))]))[0]
+        assert row["sha256"] == sha(image_dir / "new.jpg")

@@ -86,7 +86,8 @@ def index(
     settings: Settings = None,
     workers: Workers = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images committed per transaction.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images committed per transaction, at most (a "
+                                            "transaction is also committed every 2 seconds).")] = 1024,
     index_structure: Annotated[Optional[str], typer.Option(
         "--index", help="Search structure of a new collection, a faiss factory string: Flat (exact, the "
         "default), PCA256,Flat, PQ32, IVF1024,PQ32, OPQ32_128,IVF1024,PQ32, HNSW32; add ,RFlat to keep "

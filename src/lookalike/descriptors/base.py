@@ -39,6 +39,9 @@ class Descriptor(abc.ABC):
     trained: bool = True  # False until a descriptor that learns (a vocabulary) has been fitted
     sparse: bool = False  # mostly zeros: search it with an inverted file
     binary: bool = False  # values are +-1/sqrt(dim): a collection stores them as bits (BFlat)
+    #: compute squashes the image to max_side x max_side (aspect not kept), so it is decoded only
+    #: down to a shorter side of max_side: shrinking the longer side would lose rows or columns
+    squashes: bool = False
     #: config options that name a file the vectors depend on; a collection keeps a copy of each
     file_options: ClassVar[tuple[str, ...]] = ("whitening",)
     #: when to choose this descriptor, in one line (``lookalike descriptors`` prints it)

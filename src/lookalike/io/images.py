@@ -8,7 +8,7 @@ Decompression bombs are refused from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
-import os
+import io
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -30,8 +30,19 @@ class DecodedImage(NamedTuple):
     height: int
 
 
+def read_file(path: str | Path) -> bytes:
+    """The bytes of ``path`` in one read, or :class:`ImageError` ``unreadable``: read once, they
+    can be hashed and decoded (``load_image(path, data=...)``) without a second pass."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ImageError(Path(path), "unreadable", exc.strerror or str(exc)) from None
+
+
 def load_image(
-    path: str | Path, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path, *, max_side: int | None = None, cover: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> DecodedImage:
     """Decode ``path`` to RGB.
 
@@ -39,7 +50,11 @@ def load_image(
         path: an image file.
         max_side: if set, shrink the image so that its longer side is at most this many pixels.
             For JPEG this decodes at reduced scale directly, which is several times faster.
+        cover: with ``max_side``, only let JPEG decode at reduced scale, never below a *shorter*
+            side of ``max_side``, and resample nothing: for a consumer that resizes the image
+            itself (squashes it to a ``max_side`` square), so that it is resampled only once.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        data: the file's bytes, if already read (:func:`read_file`); else they are read here, at once.
 
     Returns:
         a :class:`DecodedImage` whose ``pixels`` are ``[H, W, 3]`` ``uint8``.
@@ -49,16 +64,14 @@ def load_image(
             ``unreadable``.
     """
     path = Path(path)
-    try:
-        if os.path.getsize(path) == 0:
-            raise ImageError(path, "empty", "the file has 0 bytes")
-    except OSError as exc:
-        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+    data = read_file(path) if data is None else data
+    if not data:
+        raise ImageError(path, "empty", "the file has 0 bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return _decode(path, im, max_side, max_pixels)
+            with Image.open(io.BytesIO(data)) as im:
+                return _decode(path, im, max_side, cover, max_pixels)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -72,7 +85,7 @@ def load_image(
         raise ImageError(path, "unreadable", message or type(exc).__name__) from None
 
 
-def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) -> DecodedImage:
+def _decode(path: Path, im: Image.Image, max_side: int | None, cover: bool, max_pixels: int) -> DecodedImage:
     width, height = im.size
     if width * height > max_pixels:
         raise ImageError(
@@ -85,13 +98,13 @@ def _decode(path: Path, im: Image.Image, max_side: int | None, max_pixels: int) 
         im.seek(0)
     if max_side is not None and im.format == "JPEG":
         # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale, never below the requested size.
-        im.draft("RGB", _scaled(im.size, max_side))
+        im.draft("RGB", _scaled(im.size, max_side, cover))
     im.load()
     im, transposed = _apply_exif_orientation(im)
     if transposed:
         width, height = height, width
     rgb = _to_rgb(im)
-    if max_side is not None:
+    if max_side is not None and not cover:
         rgb = _shrink(rgb, max_side)
     return DecodedImage(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), width, height)
 
@@ -110,9 +123,11 @@ def _shrink(im: Image.Image, max_side: int) -> Image.Image:
     return im.resize(_scaled(im.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+def _scaled(size: tuple[int, int], max_side: int, cover: bool = False) -> tuple[int, int]:
+    """``size`` shrunk (never enlarged), aspect kept, to a longer side of ``max_side``, or with
+    ``cover`` to a shorter side of ``max_side``."""
     w, h = size
-    scale = min(1.0, max_side / max(w, h))
+    scale = min(1.0, max_side / (min(w, h) if cover else max(w, h)))
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 

@@ -24,8 +24,8 @@ from lookalike.index import bundle
 from lookalike.index import vectors as flat
 from lookalike.index.collection import Collection
 from lookalike.io.captions import CaptionedImages, load_captions
-from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
-from lookalike.pipelines.extract import extract
+from lookalike.io.images import DEFAULT_MAX_PIXELS
+from lookalike.pipelines.extract import decode_for, extract
 from lookalike.pipelines.searching import Hit
 
 JOINT_FILE = "joint.pt"
@@ -225,7 +225,7 @@ def search_joint(collection: Collection, *, text: str | None = None, query: str 
     vectors = None
     if query is not None:
         descriptor = collection.descriptor
-        vectors = descriptor(load_image(query, max_side=descriptor.max_side, max_pixels=max_pixels).pixels)
+        vectors = descriptor(decode_for(query, descriptor, max_pixels=max_pixels).pixels)
     queries = joint_queries(model, text=text, image_vectors=vectors, text_weight=text_weight)
     scores, ids = flat.search(index if index is not None else joint_index(collection, model),
                               query_rows(model, queries), k)
@@ -241,7 +241,7 @@ def caption_image(image: str | Path, sentences: list[str], model: JointEmbedding
     if not sentences:
         raise LookalikeError("no sentences to rank; give a file with one sentence per line")
     descriptor = model.image_descriptor
-    vector = descriptor(load_image(image, max_side=descriptor.max_side, max_pixels=max_pixels).pixels)
+    vector = descriptor(decode_for(image, descriptor, max_pixels=max_pixels).pixels)
     texts = model.encode_texts(model.text_encoder.encode(sentences))
     scores = texts @ model.encode_images(vector[None])[0] - model.text_penalties(texts)
     order = np.argsort(-scores, kind="stable")[:k]

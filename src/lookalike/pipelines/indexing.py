@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from lookalike.index.metadata import Entry
 from lookalike.io.files import scan_images
 from lookalike.io.images import DEFAULT_MAX_PIXELS
 from lookalike.pipelines.extract import extract
+
+#: the longest an indexing run describes before committing: what a kill can lose, at most
+COMMIT_SECONDS = 2.0
 
 
 @dataclass
@@ -55,7 +59,7 @@ def index_paths(
     paths: list[str | Path],
     *,
     workers: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = 1024,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     prune: bool = False,
     progress: bool = True,
@@ -69,7 +73,8 @@ def index_paths(
     swapped files), keeps its vector and gets the new path. A stored path whose content changed
     is re-described and replaced. With ``prune``, stored images inside the given folders whose
     file is gone are removed (this is ``lookalike update``). Entries are committed every
-    ``batch_size`` images, so an interrupted run keeps all committed batches. Files and folders
+    ``batch_size`` images or :data:`COMMIT_SECONDS`, whichever comes first, so an interrupted run
+    keeps all committed batches and loses at most a few seconds of work. Files and folders
     that cannot be used are reported in ``skipped`` with their reason. A collection that keeps
     local features gets them from the same decoding, in the same transactions.
 
@@ -83,9 +88,13 @@ def index_paths(
     scan = scan_images(paths)
     report.skipped.extend(scan.problems)
     files = [f.resolve() for f in scan.found]
-    hashes = _hash_files(files, progress)
+    # Into an empty collection nothing is skipped or moved: each file is then read once, by the
+    # worker that hashes and decodes it. Otherwise a first pass hashes every file, so that stored
+    # content is skipped without decoding.
+    read_once = engine == "local" and len(collection) == 0
+    hashes = [("", 0)] * len(files) if read_once else _hash_files(files, progress)
     found = {str(path): hashed[0] for path, hashed in zip(files, hashes) if not isinstance(hashed, ImageError)}
-    moved_to = _follow_moves(collection, found)
+    moved_to = set() if read_once else _follow_moves(collection, found)
     report.moved = len(moved_to)
     if prune:
         gone = [p for folder in paths if Path(folder).is_dir()
@@ -105,17 +114,21 @@ def index_paths(
             continue
         if stored_by_path.get(str(path)) == digest:
             report.present += 1
-        elif digest in stored_by_hash or digest in claimed:
+        elif digest and (digest in stored_by_hash or digest in claimed):
             report.duplicates.append((str(path), stored_by_hash.get(digest) or claimed[digest]))
         else:
-            claimed[digest] = str(path)
+            if digest:
+                claimed[digest] = str(path)
             todo.append((path, digest, size))
 
     batch: list[Entry] = []
     replaced: list[str] = []
+    last_commit = time.monotonic()
 
     def commit() -> None:
+        nonlocal last_commit
         collection.write(batch, replaced)
+        last_commit = time.monotonic()
         report.updated += len(replaced)
         report.indexed += len(batch) - len(replaced)
         batch.clear()
@@ -134,14 +147,22 @@ def index_paths(
                           progress="indexing" if progress else None, local=local)
     else:
         raise LookalikeError(f"unknown engine {engine!r}; choose local or ray")
-    for (path, digest, size), (_, result) in zip(todo, results):
+    for (path, planned, size), (_, result) in zip(todo, results):
         if isinstance(result, ImageError):
             report.skipped.append(result)
             continue
+        # the digest of the bytes the worker decoded: read once, or changed since the first pass
+        digest, size = (result.sha256, result.bytes) if result.sha256 else (planned, size)
+        if digest != planned:
+            owner = stored_by_hash.get(digest) or claimed.get(digest)
+            if owner is not None and owner != str(path):
+                report.duplicates.append((str(path), owner))
+                continue
+            claimed[digest] = str(path)
         if str(path) in stored_by_path:
             replaced.append(str(path))
         batch.append(Entry(str(path), digest, size, result.width, result.height, result.vector, result.local))
-        if len(batch) >= batch_size:
+        if len(batch) >= batch_size or time.monotonic() - last_commit >= COMMIT_SECONDS:
             commit()
     if batch:
         commit()

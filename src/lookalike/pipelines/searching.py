@@ -16,8 +16,8 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.index.collection import Collection
-from lookalike.io.images import DEFAULT_MAX_PIXELS, load_image
-from lookalike.pipelines.extract import decode_side, describe_pixels
+from lookalike.io.images import DEFAULT_MAX_PIXELS
+from lookalike.pipelines.extract import decode_for, describe_pixels
 
 
 class InlierMatches(NamedTuple):
@@ -79,7 +79,7 @@ class Searcher:
         if k < 1:
             raise LookalikeError(f"k={k} should be >= 1")
         descriptor = self.collection.descriptor
-        decoded = load_image(query, max_side=decode_side(descriptor, self.local), max_pixels=self.max_pixels)
+        decoded = decode_for(query, descriptor, self.local, max_pixels=self.max_pixels)
         vector, local = describe_pixels(decoded.pixels, descriptor, self.local)
         depth = k if self.rerank is None else max(k, self.top)
         depth = min(depth, max(1, len(self.collection)))  # faiss allocates depth results per query

@@ -141,6 +141,7 @@ class OffTheShelf(CnnDescriptor):
     name = "cnn-fc"
     advice = "what the image shows (category), not this exact object"
     Config = FcConfig
+    squashes = True
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         side = self.config.max_side
