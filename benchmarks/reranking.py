@@ -33,6 +33,7 @@ from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import describe_protocol
 from lookalike.pipelines.reranking import describe_local, rerank_rankings, search_all, train_local
 from lookalike.pipelines.training import train_whitening
+from lookalike.rerank.spatial import VerificationTiming
 from lookalike.rerank.steps import QueryExpansion, SpatialVerification, parse_steps
 
 PROTOCOLS = {"eth80": "instance.json", "landmarks": "full.json", "copydays": "full.json"}
@@ -91,11 +92,12 @@ def features(args) -> None:
             out = args.cache / f"{dataset}-{kind}.npz"
             if out.is_file():
                 continue
-            extractor = create_local(kind)
-            if not extractor.trained:
+            extractor, pca = create_local(kind), args.cache / f"{dataset}-{kind}-pca.npz"
+            if not extractor.trained and pca.is_file():  # learnt by an earlier run
+                extractor = create_local(kind, pca=str(pca))
+            elif not extractor.trained:
                 source, name = LEARN_FROM[dataset]
-                extractor = train_local(extractor, load_protocol(args.data / source / name).database_paths(),
-                                        args.cache / f"{dataset}-delf-pca.npz")
+                extractor = train_local(extractor, load_protocol(args.data / source / name).database_paths(), pca)
             start = time.perf_counter()
             local = describe_local(extractor, paths)
             seconds = time.perf_counter() - start
@@ -111,9 +113,6 @@ BENCHMARKS = {"landmarks/full": ("landmarks", "full.json"), "copydays/full": ("c
               "eth80/instance-test": ("eth80", "instance-test.json"), "eth80/instance": ("eth80", "instance.json")}
 TUNE = ("eth80", "instance-train.json")
 TOP = 100  # candidates verified per query
-#: fewer on copydays: 2,300 queries x 100 pairs did not fit the session on a shared machine
-#: (its copy is in cnn-fc's top 10 for 98.3% of the queries)
-TOP_OF = {"copydays": 10}
 
 
 class Benchmark:
@@ -145,38 +144,37 @@ class Benchmark:
 _worker: dict = {}
 
 
-def _init_verifier(cache: str, dataset: str, imlist: list[str], qimlist: list[str], kind: str, options: dict):
-    top = TOP_OF.get(dataset, TOP)
+def _init_verifier(cache: str, dataset: str, imlist: list[str], qimlist: list[str], kind: str):
     features = load_local(Path(cache) / f"{dataset}-{kind}.npz")
-    _worker["step"] = SpatialVerification(top, **options).fit(local=[features[n] for n in imlist])
+    _worker["step"] = SpatialVerification(TOP).fit(local=[features[n] for n in imlist])
     _worker["queries"] = [features[n] for n in qimlist]
 
 
-def _verify_queries(args) -> np.ndarray:
+def _verify_queries(args) -> tuple[np.ndarray, np.ndarray]:
     rows, ids = args
     return _worker["step"].verify([_worker["queries"][r] for r in rows], ids)
 
 
-def inlier_table(bench: Benchmark, kind: str, workers: int = 2, **options) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, inliers)``, both ``(Q, TOP)``: the global top candidates of each query and their
-    RANSAC inlier counts, computed once in ``workers`` processes and cached."""
+def inlier_table(bench: Benchmark, kind: str, workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, inliers, matches)``, each ``(Q, TOP)``: the global top candidates of each query,
+    their RANSAC inlier counts and tentative matches, computed once in ``workers`` processes and
+    cached."""
     import multiprocessing
 
-    suffix = "".join(f"-{k}{v}" for k, v in sorted(options.items()))
-    out = bench.cache / f"{bench.label.replace('/', '-')}-{kind}{suffix}-inliers.npz"
+    out = bench.cache / f"{bench.label.replace('/', '-')}-{kind}-top{TOP}.npz"
     if out.is_file():
         with np.load(out) as stored:
-            return stored["ids"], stored["inliers"]
-    ids = bench.ranking()[1][:, :TOP_OF.get(bench.dataset, TOP)]
+            return stored["ids"], stored["inliers"], stored["matches"]
+    ids = bench.ranking()[1][:, :TOP]
     chunks = [(rows, ids[rows]) for rows in np.array_split(np.arange(len(ids)), 8 * workers)]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(
             workers, _init_verifier, (str(bench.cache), bench.dataset, bench.protocol.imlist,
-                                      bench.protocol.qimlist, kind, options)) as pool:
-        inliers = np.concatenate(pool.map(_verify_queries, chunks))
+                                      bench.protocol.qimlist, kind)) as pool:
+        inliers, matches = (np.concatenate(part) for part in zip(*pool.map(_verify_queries, chunks)))
     print(f"{out.name}: {time.perf_counter() - start:.0f} s", flush=True)
-    np.savez(out, ids=ids, inliers=inliers)
-    return ids, inliers
+    np.savez(out, ids=ids, inliers=inliers, matches=matches)
+    return ids, inliers, matches
 
 
 class CachedVerification(SpatialVerification):
@@ -185,16 +183,20 @@ class CachedVerification(SpatialVerification):
 
     needs_local = False
 
-    def __init__(self, ids: np.ndarray, inliers: np.ndarray, min_inliers: int) -> None:
-        super().__init__(ids.shape[1], min_inliers=min_inliers)
-        self.table = [dict(zip(row_ids.tolist(), row.tolist())) for row_ids, row in zip(ids, inliers)]
+    def __init__(self, table: tuple[np.ndarray, np.ndarray, np.ndarray], min_inliers: int,
+                 inlier_ratio: float = 0.0) -> None:
+        ids, inliers, matches = table
+        super().__init__(ids.shape[1], min_inliers=min_inliers, inlier_ratio=inlier_ratio)
+        self.table = [dict(zip(row_ids.tolist(), zip(a.tolist(), b.tolist())))
+                      for row_ids, a, b in zip(ids, inliers, matches)]
 
     def fit(self, database=None, ids=None, local=None):
         return self
 
     def verify(self, local, ids):
         top = min(self.top, ids.shape[1])
-        return np.array([[table.get(int(i), 0) for i in row[:top]] for table, row in zip(self.table, ids)])
+        pairs = np.array([[table.get(int(i), (0, 0)) for i in row[:top]] for table, row in zip(self.table, ids)])
+        return pairs[..., 0], pairs[..., 1]
 
 
 def run_chain(bench: Benchmark, steps: list) -> tuple[dict, float]:
@@ -205,32 +207,30 @@ def run_chain(bench: Benchmark, steps: list) -> tuple[dict, float]:
     return evaluate_rankings(ids, bench.protocol), timing["cpu_ms_per_query"]
 
 
-def time_verification(bench: Benchmark, kind: str, queries: int = 3) -> dict:
-    """Real spatial verification of the top ``TOP`` for the first ``queries`` queries: ms per query,
-    and the share of it spent matching against RANSAC (timed apart on the same pairs)."""
-    from lookalike.rerank.spatial import estimate_geometry, match_features
-
+def time_verification(bench: Benchmark, kind: str, queries: int = 5) -> dict:
+    """Real spatial verification of the top ``TOP`` for the first ``queries`` queries: wall and
+    CPU ms per query, and the share of it spent matching against RANSAC."""
     database_local, query_local = bench.local(kind)
-    scores, ids = bench.ranking()
-    scores, ids = scores[:queries], ids[:queries]
-    steps = parse_steps("sv", rerank_top=TOP)
-    cpu = time.process_time()
-    _, timing = rerank_rankings(steps, bench.database, bench.queries[:queries],
-                                database_local=database_local, query_local=query_local[:queries])
-    cpu = time.process_time() - cpu  # the CPU it took: the wall time on an idle core
-    matching = ransac = 0.0
-    for q in range(queries):
-        for ident in ids[q, :TOP]:
-            query, candidate = query_local[q], database_local[ident]
-            start = time.process_time()
-            matches = match_features(query.descriptors, candidate.descriptors)
-            middle = time.process_time()
-            estimate_geometry(query.keypoints[matches[:, 0], :2], candidate.keypoints[matches[:, 1], :2],
-                              threshold=0.01 * max(candidate.size))
-            matching, ransac = matching + middle - start, ransac + time.process_time() - middle
-    return {"wall_ms_per_query": timing["ms_per_query"], "ms_per_query": 1000 * cpu / queries,
-            "matching_share": matching / (matching + ransac),
+    step = SpatialVerification(TOP).fit(local=database_local)
+    ids = bench.ranking()[1][:queries, :TOP]
+    step.verify(query_local[:1], ids[:1])  # warm up: imports, first allocations
+    step.timing = VerificationTiming()
+    step.verify(query_local[:queries], ids)
+    t = step.timing
+    return {"wall_ms_per_query": 1000 * (t.matching + t.ransac) / queries,
+            "ms_per_query": 1000 * (t.matching_cpu + t.ransac_cpu) / queries, "matching_share": t.matching_share,
+            "matching_cpu_ms": 1000 * t.matching_cpu / queries, "ransac_cpu_ms": 1000 * t.ransac_cpu / queries,
             "keypoints": float(np.mean([len(f.keypoints) for f in query_local[:queries]]))}
+
+
+def verify_all(args) -> None:
+    """Inlier tables of every benchmark (and of the tuning split) with each local feature."""
+    for dataset, name in (TUNE, *BENCHMARKS.values()):
+        bench = Benchmark(args.data, args.cache, dataset, name)
+        if dataset in args.datasets:
+            for kind in ("sift", "delf"):
+                if bench.has(kind):
+                    inlier_table(bench, kind)
 
 
 def chains(bench: Benchmark, params: dict) -> dict[str, list]:
@@ -460,14 +460,14 @@ def report(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["features", "tune", "table", "scaling", "report"])
+    parser.add_argument("command", choices=["features", "verify", "tune", "table", "scaling", "report"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("bench-output/rerank-cache"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--dim", type=int, default=128, help="scaling: vector dimension")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    {"features": features, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
+    {"features": features, "verify": verify_all, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

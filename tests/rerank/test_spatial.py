@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import LookalikeError
-from lookalike.rerank.spatial import estimate_geometry, match_features, spatial_rerank, verify_pair
+from lookalike.rerank.spatial import estimate_geometry, match_features, match_many, spatial_rerank, verify_pair
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
@@ -104,3 +104,28 @@ def test_spatial_rerank_puts_verified_first_and_keeps_the_rest_in_order():
     np.testing.assert_array_equal(new_scores, scores[[5, 1, 3, 4, 0, 2]])
     with pytest.raises(LookalikeError, match="equal-length"):
         spatial_rerank(scores, ids, inliers[:3])
+
+
+@pytest.mark.parametrize("method", ["mutual", "ratio"])
+@pytest.mark.parametrize("unit", [True, False])
+def test_matching_many_candidates_at_once_equals_pair_by_pair(method, unit):
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(60, 8)).astype(np.float32)
+    candidates = [rng.normal(size=(n, 8)).astype(np.float32) for n in (40, 1, 0, 75, 60, 3)]
+    if unit:
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        candidates = [b / np.linalg.norm(b, axis=1, keepdims=True) for b in candidates]
+    # a tiny chunk forces several products with padding between candidates of different sizes
+    for chunk_bytes in (1, 60 * 80 * 4, 1 << 25):
+        many = match_many(a, candidates, method=method, chunk_bytes=chunk_bytes)
+        assert len(many) == len(candidates)
+        for b, pairs in zip(candidates, many):
+            np.testing.assert_array_equal(pairs, match_features(a, b, method=method))
+            if len(b) > 1:  # against the squared distances themselves, not the shared code
+                d = ((a[:, None].astype(np.float64) - b[None]) ** 2).sum(-1)
+                if method == "mutual":
+                    expected = [[i, j] for i, j in enumerate(d.argmin(1)) if d.argmin(0)[j] == i]
+                else:
+                    two = np.sort(d, axis=1)[:, :2]
+                    expected = [[i, j] for i, j in enumerate(d.argmin(1)) if two[i, 0] < 0.64 * two[i, 1]]
+                np.testing.assert_array_equal(pairs, np.array(expected, np.int64).reshape(-1, 2))
