@@ -184,18 +184,21 @@ class CachedVerification(SpatialVerification):
     needs_local = False
 
     def __init__(self, table: tuple[np.ndarray, np.ndarray, np.ndarray], min_inliers: int,
-                 inlier_ratio: float = 0.0) -> None:
+                 inlier_ratio: float = 0.0, inlier_weight: float = 0.0) -> None:
         ids, inliers, matches = table
-        super().__init__(ids.shape[1], min_inliers=min_inliers, inlier_ratio=inlier_ratio)
-        self.table = [dict(zip(row_ids.tolist(), zip(a.tolist(), b.tolist())))
-                      for row_ids, a, b in zip(ids, inliers, matches)]
+        super().__init__(ids.shape[1], min_inliers=min_inliers, inlier_ratio=inlier_ratio,
+                         inlier_weight=inlier_weight)
+        self.table = table
 
     def fit(self, database=None, ids=None, local=None):
         return self
 
     def verify(self, local, ids):
-        top = min(self.top, ids.shape[1])
-        pairs = np.array([[table.get(int(i), (0, 0)) for i in row[:top]] for table, row in zip(self.table, ids)])
+        known, inliers, matches = (t[:, :min(self.top, ids.shape[1])] for t in self.table)
+        if np.array_equal(ids[:, :known.shape[1]], known):  # sv first in the chain: the global top
+            return inliers, matches
+        rows = [dict(zip(r.tolist(), zip(a.tolist(), b.tolist()))) for r, a, b in zip(known, inliers, matches)]
+        pairs = np.array([[row.get(int(i), (0, 0)) for i in r[:known.shape[1]]] for row, r in zip(rows, ids)])
         return pairs[..., 0], pairs[..., 1]
 
 
@@ -233,127 +236,191 @@ def verify_all(args) -> None:
                     inlier_table(bench, kind)
 
 
-def chains(bench: Benchmark, params: dict) -> dict[str, list]:
-    """The table's columns: name -> steps (the ``sv`` ones read the cached inlier tables)."""
-    def sv(kind):
-        return CachedVerification(*inlier_table(bench, kind), min_inliers=params[f"min_inliers_{kind}"])
-
-    def qe(verified_only=False):
-        return QueryExpansion(params["qe_k"], verified_only=verified_only)
-
-    def alpha_qe():
-        return parse_steps("qe", qe_k=params["aqe_k"], alpha=3.0)[0]
-
-    def dba_qe():
-        return parse_steps("dba,qe", dba_k=params["dba_k"], dba_alpha=3.0, qe_k=params["dba_qe_k"], alpha=3.0)
-
-    def diffusion():
-        return parse_steps("diffusion", diffusion_k=params["diffusion_k"], kq=params["kq"],
-                           diffusion_alpha=params["diffusion_alpha"])[0]
-
-    columns = {
-        "global": [], "+SV (SIFT)": [sv("sift")], "+SV (DELF)": [sv("delf")] if bench.has("delf") else None,
-        "+AQE": [qe()],
-        "+alpha-QE": [alpha_qe()], "+DBA+QE": dba_qe(), "+diffusion": [diffusion()],
-        "SV + alpha-QE": [sv(params["best_local"]), alpha_qe()],
-        "SV + verified QE": [sv(params["best_local"]), qe(verified_only=True)],
-        "SV + DBA+QE": [sv(params["best_local"]), *dba_qe()],
-        "SV + diffusion": [sv(params["best_local"]), diffusion()],
-        "DBA+QE + diffusion": [*parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
-        "SV + DBA + diffusion": [sv(params["best_local"]),
-                                 *parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
-    }
-    return {name: steps for name, steps in columns.items() if steps is not None}
+# ---- fair choice of every parameter ------------------------------------------------------------------
+#: the table's columns; "best combination" is chosen among COMBINATIONS
+COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
+COMBINATIONS = ("SV + verified alpha-QE", "SV + DBA+QE", "SV + diffusion", "SV + DBA + diffusion")
+#: spatial verification: min_inliers, inlier_ratio, inlier_weight
+SV_GRID = [(m, r, w) for w in (0.0, 0.1, 0.2, 0.5) for r in (0.0, 0.01, 0.02, 0.05, 0.1)
+           for m in (6, 8, 10, 12, 15, 20, 30)]
+QE_GRID = (1, 2, 3, 5, 10)
+DBA_GRID = [(d, q) for d in (1, 2, 3, 5, 10) for q in (1, 2, 5, 10)]
+DIFFUSION_GRID = [(k, a, kq) for k in (5, 10, 20) for a in (0.5, 0.9, 0.99) for kq in (1, 3, 5)]
 
 
-COMBINATIONS = ("SV + alpha-QE", "SV + verified QE", "SV + DBA+QE", "SV + diffusion", "DBA+QE + diffusion",
-                "SV + DBA + diffusion")
+def qe(k, verified_only=False):
+    return QueryExpansion(k, alpha=3.0, verified_only=verified_only)
 
 
-def tune(args) -> None:
-    """Choose every hyper-parameter on eth80/instance-train (no test object), one family at a time."""
-    bench = Benchmark(args.data, args.cache, *TUNE)
-    found: dict = {}
-
-    def best(label, candidates):
-        scores = {value: run_chain(bench, make())[0]["map"] for value, make in candidates.items()}
-        print(f"{label}: " + ", ".join(f"{v}: {m:.4f}" for v, m in scores.items()), flush=True)
-        return max(scores, key=scores.get), scores
-
-    print(f"global: {run_chain(bench, [])[0]['map']:.4f}")
-    for kind in ("sift", "delf"):
-        ids, inliers = inlier_table(bench, kind)
-        found[f"min_inliers_{kind}"], _ = best(f"sv {kind} min_inliers", {
-            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24, 32, 64, 128)})
-    found["qe_k"], _ = best("AQE k", {k: (lambda k=k: parse_steps("qe", qe_k=k)) for k in (1, 2, 3, 5, 10, 20)})
-    found["aqe_k"], _ = best("alpha-QE k", {
-        k: (lambda k=k: parse_steps("qe", qe_k=k, alpha=3.0)) for k in (2, 5, 10, 20, 40)})
-    pairs, _ = best("DBA k, QE k (alpha 3)", {
-        (d, q): (lambda d=d, q=q: parse_steps("dba,qe", dba_k=d, dba_alpha=3.0, qe_k=q, alpha=3.0))
-        for d in (2, 3, 5, 10) for q in (1, 2, 5, 10)})
-    found["dba_k"], found["dba_qe_k"] = pairs
-    triples, _ = best("diffusion k, alpha, kq", {
-        (k, a, kq): (lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq))
-        for k in (5, 10, 20, 50) for a in (0.5, 0.9, 0.99) for kq in (1, 5)})
-    found["diffusion_k"], found["diffusion_alpha"], found["kq"] = triples
-    sv_maps = {kind: run_chain(bench, [CachedVerification(*inlier_table(bench, kind), found[f"min_inliers_{kind}"])])
-               [0]["map"] for kind in ("sift", "delf")}
-    found["best_local"] = max(sv_maps, key=sv_maps.get)
-    columns = chains(bench, found)
-    found["best_combination"], _ = best("combination", {name: (lambda name=name: columns[name])
-                                                        for name in COMBINATIONS})
-    print(json.dumps(found))
-    (args.cache / "tuned.json").write_text(json.dumps(found))
+def dba(d):
+    return parse_steps("dba", dba_k=d, dba_alpha=3.0)[0]
 
 
-def oracle(bench: Benchmark, params: dict) -> dict:
-    """The best of a small grid of chains and parameters chosen on this benchmark itself: an
-    optimistic bound that shows how much tuning on the test data would add (not a fair result)."""
-    grid = {}
-    for m in (8, 12, 16, 24):
-        grid[f"SV {params['best_local']} min_inliers={m}"] = lambda m=m: [
-            CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m)]
-    for k in (10, 20):
-        for a in (0.5, 0.9):
-            for kq in (1, 3):
-                name = f"diffusion k={k} alpha={a} kq={kq}"
-                grid[name] = lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)
-                for m in (12, 16):
-                    grid[f"SV {params['best_local']} min_inliers={m} + {name}"] = lambda k=k, a=a, kq=kq, m=m: [
-                        CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m),
-                        *parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)]
-    results = {}
-    for name, make in grid.items():
-        result, ms = run_chain(bench, make())
-        results[name] = {"map": result["map"], "ms": ms,
-                         "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
-    best = max(results, key=lambda n: results[n]["map"])
-    print(f"{bench.label} oracle: {best} {results[best]['map']:.4f}", flush=True)
-    return {"best": best, **results[best]}
+def diffusion(k, a, kq):
+    return parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)[0]
+
+
+class Chains:
+    """Every chain of a benchmark by (column, parameters), and the per-query AP of each, computed
+    once (the ``sv`` steps read the cached inlier tables)."""
+
+    def __init__(self, bench: Benchmark) -> None:
+        self.bench, self.ap, self.ms = bench, {}, {}
+        self.tables = {kind: inlier_table(bench, kind) for kind in ("sift", "delf") if bench.has(kind)}
+
+    def sv(self, kind: str, config: tuple) -> CachedVerification:
+        return CachedVerification(self.tables[kind], *config)
+
+    def grid(self, column: str, chosen: dict) -> dict:
+        """``{parameters: steps factory}`` of a column; the ``SV + ...`` chains start with the
+        verification chosen for ``+SV (<chosen["local"]>)``."""
+        if column == "global":
+            return {(): list}
+        if column.startswith("+SV"):
+            kind = "sift" if "SIFT" in column else "delf"
+            return {c: (lambda c=c: [self.sv(kind, c)]) for c in SV_GRID} if kind in self.tables else {}
+        if column in ("+AQE", "+alpha-QE"):
+            alpha = 3.0 if column == "+alpha-QE" else 0.0
+            return {(k,): (lambda k=k: [QueryExpansion(k, alpha=alpha)]) for k in QE_GRID}
+        if column == "+DBA+QE":
+            return {(d, q): (lambda d=d, q=q: [dba(d), qe(q)]) for d, q in DBA_GRID}
+        if column == "+diffusion":
+            return {c: (lambda c=c: [diffusion(*c)]) for c in DIFFUSION_GRID}
+        local = chosen["local"]
+
+        def sv():
+            return self.sv(local, chosen[f"+SV ({local.upper()})"])
+        if column == "SV + verified alpha-QE":
+            return {(k,): (lambda k=k: [sv(), qe(k, verified_only=True)]) for k in QE_GRID}
+        if column == "SV + DBA+QE":
+            return {c: (lambda c=c: [sv(), dba(c[0]), qe(c[1])]) for c in DBA_GRID}
+        if column == "SV + diffusion":
+            return {c: (lambda c=c: [sv(), diffusion(*c)]) for c in DIFFUSION_GRID}
+        if column == "SV + DBA + diffusion":
+            d = chosen["+DBA+QE"][0]
+            return {c: (lambda c=c: [sv(), dba(d), diffusion(*c)]) for c in DIFFUSION_GRID}
+        raise KeyError(column)
+
+    def score(self, column: str, config: tuple, make) -> np.ndarray:
+        """Per-query AP of one chain (cached); its online CPU ms per query goes to ``self.ms``."""
+        key = (column, config)
+        if key not in self.ap:
+            result, ms = run_chain(self.bench, make())
+            self.ap[key], self.ms[key] = np.array([q["ap"] for q in result["per_query"]]), ms
+        return self.ap[key]
+
+
+def choose(chains: Chains, queries: np.ndarray) -> dict:
+    """Every column's parameters (and the best combination), chosen by mean AP over ``queries``
+    of ``chains``' benchmark alone, one column at a time."""
+    chosen: dict = {}
+    for column in (*COLUMNS, *COMBINATIONS):
+        grid = chains.grid(column, chosen)
+        if grid:
+            maps = {c: chains.score(column, c, make)[queries].mean() for c, make in grid.items()}
+            chosen[column] = max(maps, key=maps.get)  # the first of equals: grids go from simple to strong
+        if column == "+SV (DELF)":
+            sv_maps = {kind: maps_of(chains, f"+SV ({kind.upper()})", chosen, queries) for kind in chains.tables}
+            chosen["local"] = max(sv_maps, key=sv_maps.get)
+    combos = {c: maps_of(chains, c, chosen, queries) for c in COMBINATIONS}
+    chosen["best combination"] = max(combos, key=combos.get)
+    return chosen
+
+
+def maps_of(chains: Chains, column: str, chosen: dict, queries: np.ndarray) -> float:
+    return chains.ap[(column, chosen[column])][queries].mean()
+
+
+def folds(protocol) -> np.ndarray:
+    """Fold (0 or 1) of each query: the queries that share positives (copies of one original,
+    photos of one scene) form a group, and groups alternate between folds, so that no group is
+    on both sides of the split."""
+    groups = [tuple(sorted(g["ok"])) for g in protocol.gnd]
+    order = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    return np.array([order[g] % 2 for g in groups])
 
 
 def table(args) -> None:
-    params = json.loads((args.cache / "tuned.json").read_text())
-    results: dict = {}
+    """Every column of every benchmark with parameters chosen fairly: eth80 rows on
+    eth80/instance-train, landmarks and copydays by two-fold cross-validation over their queries
+    (parameters chosen on one fold, AP reported on the other, both ways)."""
+    if "eth80" in args.datasets:
+        tune = Chains(Benchmark(args.data, args.cache, *TUNE))
+        on_train = choose(tune, np.arange(len(tune.bench.queries)))
+        print("chosen on eth80/instance-train:", on_train, flush=True)
+    results = {}
     for label, (dataset, name) in BENCHMARKS.items():
         if dataset not in args.datasets:
             continue
-        bench = Benchmark(args.data, args.cache, dataset, name)
-        columns = chains(bench, params)
-        results[label] = {"descriptor": bench.descriptor["name"], "columns": {}}
-        for column, steps in columns.items():
-            result, ms = run_chain(bench, steps)
-            results[label]["columns"][column] = {
-                "map": result["map"], "ms": ms,
-                "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
-            print(f"{label} {column}: {result['map']:.4f} ({ms:.1f} ms/query)", flush=True)
-        results[label]["oracle"] = oracle(bench, params)
-        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")
-                                       if bench.has(kind)}
-        print(label, results[label]["sv_timing"], flush=True)
+        chains = Chains(Benchmark(args.data, args.cache, dataset, name))
+        protocol, n = chains.bench.protocol, len(chains.bench.queries)
+        sides = [np.arange(n)] if dataset == "eth80" else [folds(protocol) == f for f in (0, 1)]
+        choices = [on_train] if dataset == "eth80" else [choose(chains, ~side) for side in sides]
+        columns = {}
+        for column in (*COLUMNS, "best combination"):
+            ap, ms, picked = np.zeros(n), [], []
+            for side, chosen in zip(sides, choices):
+                name_ = chosen.get(column) if column != "best combination" else chosen[column]
+                if name_ is None:
+                    break
+                actual = name_ if column == "best combination" else column
+                config = chosen[actual]
+                ap[side] = chains.score(actual, config, chains.grid(actual, chosen)[config])[side]
+                ms.append(chains.ms[(actual, config)])
+                picked.append(f"{actual} {config}" if column == "best combination" else str(config))
+            else:
+                columns[column] = {"map": float(ap.mean()), "ms": float(np.mean(ms)), "chosen": picked,
+                                   "per_attack": _per_attack(protocol, ap)}
+                print(f"{label} {column}: {ap.mean():.4f} {picked}", flush=True)
+        results[label] = {"descriptor": chains.bench.descriptor["name"], "columns": columns,
+                          "choices": [{k: v for k, v in c.items()} for c in choices],
+                          "limits": limits(chains, choices, sides),
+                          "sv_timing": {kind: time_verification(chains.bench, kind) for kind in chains.tables}}
+        print(label, results[label]["limits"], results[label]["sv_timing"], flush=True)
     out = args.cache / "table.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    out.write_text(json.dumps(previous | results, indent=1))
+    out.write_text(json.dumps(previous | results, indent=1, default=str))
+
+
+def _per_attack(protocol, ap: np.ndarray) -> dict:
+    if not protocol.qattack:
+        return {}
+    attacks = np.array(protocol.qattack)
+    return {a: float(ap[attacks == a].mean()) for a in dict.fromkeys(protocol.qattack)}
+
+
+def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict:
+    """What bounds spatial verification: queries with a positive outside the short list, and
+    the inliers and tentative matches of verified positives and of verified negatives."""
+    protocol = chains.bench.protocol
+    out = {}
+    for kind, (ids, inliers, matches) in chains.tables.items():
+        positive = np.array([[i in set(g["ok"]) for i in row] for row, g in zip(ids, protocol.gnd)])
+        negative = ~positive & ~np.array([[i in set(g["junk"]) for i in row] for row, g in zip(ids, protocol.gnd)])
+        verified = np.zeros_like(positive)
+        for side, chosen in zip(sides, choices):
+            m, r, _ = chosen[f"+SV ({kind.upper()})"]
+            verified[side] = (inliers[side] >= m) & (inliers[side] > r * matches[side])
+        in_list = positive.any(axis=1)
+        every = np.array([len(g["ok"]) for g in protocol.gnd])
+        out[kind] = {
+            "queries_with_all_positives_in_list": float(np.mean(positive.sum(axis=1) >= every)),
+            "queries_with_a_positive_in_list": float(in_list.mean()),
+            "positives_verified": float(verified[positive].mean()),
+            "negatives_verified_per_query": float((verified & negative).sum(axis=1).mean()),
+            "median_inliers_positive": float(np.median(inliers[positive])),
+            "median_inliers_verified_negative": float(np.median(inliers[verified & negative]))
+            if (verified & negative).any() else 0.0,
+            "median_matches_positive": float(np.median(matches[positive])),
+            "median_matches_negative": float(np.median(matches[negative])),
+        }
+        if protocol.qattack:
+            attacks = np.array(protocol.qattack)
+            out[kind]["per_attack_positive_in_list"] = {
+                a: float(in_list[attacks == a].mean()) for a in dict.fromkeys(protocol.qattack)}
+            out[kind]["per_attack_positive_verified"] = {
+                a: float(verified[positive & (attacks == a)[:, None]].mean()) for a in dict.fromkeys(protocol.qattack)}
+    return out
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -398,53 +465,45 @@ def scaling(args) -> None:
     (args.cache / "scaling.json").write_text(json.dumps(rows, indent=1))
 
 
-COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
-
-
 def report(args) -> None:
     """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
     results = json.loads((args.cache / "table.json").read_text())
-    params = json.loads((args.cache / "tuned.json").read_text())
-    best = params["best_combination"]
-    print("| benchmark | " + " | ".join(COLUMNS) + f" | best: {best} | best on this data |")
-    print("|---" * (len(COLUMNS) + 3) + "|")
-    rows = []
+    print("| benchmark | " + " | ".join(COLUMNS) + " | best combination |")
+    print("|---" * (len(COLUMNS) + 2) + "|")
     for label, result in results.items():
-        columns = result["columns"]
-        sv_ms = {kind: t["ms_per_query"] for kind, t in result["sv_timing"].items()}
+        columns, sv_ms = result["columns"], {k: t["ms_per_query"] for k, t in result["sv_timing"].items()}
+        chosen = result["choices"][0]
         ms = {name: c["ms"] for name, c in columns.items()}
-        for kind, name in (("sift", "+SV (SIFT)"), ("delf", "+SV (DELF)")):
-            if kind in sv_ms:
-                ms[name] = sv_ms[kind]
-        for name in columns:
-            if name.startswith("SV "):
-                ms[name] = columns[name]["ms"] + sv_ms[params["best_local"]]
+        for kind in sv_ms:
+            ms[f"+SV ({kind.upper()})"] = sv_ms[kind]
+        best = columns["best combination"]
+        ms["best combination"] = best["ms"] + sv_ms[chosen["local"]]
 
         def cell(name):
             if name not in columns:
                 return "not measured"
-            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] else "")
-        oracle = result["oracle"]
-        columns[oracle["best"]], ms[oracle["best"]] = oracle, oracle["ms"] + (
-            sv_ms.get(params["best_local"], 0.0) if oracle["best"].startswith("SV") else 0.0)
-        top = max((n for n in columns), key=lambda n: columns[n]["map"])
-        rows.append(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in COLUMNS)
-                    + f" | {cell(best)} | {cell(top)}: {top} |")
-        if "copydays" in label:
-            attacks = sorted(columns["global"]["per_attack"])
-            for attack in attacks:
-                values = [f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-" for n in (*COLUMNS, best)]
-                rows.append(f"| copydays {attack} | " + " | ".join(values)
-                            + f" | {columns[top]['per_attack'][attack]:.3f} |")
-    print("\n".join(rows))
-    print()
-    print("| benchmark | local features | CPU ms/query, 100 candidates | wall ms (shared machine) "
-          "| share matching | query keypoints |")
-    print("|---|---|---|---|---|---|")
+            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] >= 0.5 else "")
+        print(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in (*COLUMNS, "best combination"))
+              + " |")
+        if columns["global"]["per_attack"]:
+            for attack in sorted(columns["global"]["per_attack"]):
+                print(f"| copydays {attack} | " + " | ".join(
+                    f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-"
+                    for n in (*COLUMNS, "best combination")) + " |")
+    print("\n| benchmark | column | parameters chosen (per training side) |\n|---|---|---|")
+    for label, result in results.items():
+        for name, column in result["columns"].items():
+            print(f"| {label} | {name} | {' / '.join(column['chosen'])} |")
+    print("\n| benchmark | local features | CPU ms/query, 100 candidates | wall ms | matching CPU ms | RANSAC CPU ms "
+          "| share matching | query keypoints |\n|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
         for kind, t in result["sv_timing"].items():
             print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['wall_ms_per_query']:.0f} "
-                  f"| {t['matching_share']:.2f} | {t['keypoints']:.0f} |")
+                  f"| {t['matching_cpu_ms']:.0f} | {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} "
+                  f"| {t['keypoints']:.0f} |")
+    print()
+    for label, result in results.items():
+        print(label, json.dumps(result["limits"]))
     scaling = json.loads((args.cache / "scaling.json").read_text())
     print()
     print("| database | graph build s | graph MB | edges/node | diffusion ms/query | truncated (2,000) ms/query "
@@ -454,20 +513,19 @@ def report(args) -> None:
         print(f"| {r['n']:,} | {r['graph_build_s']:.2f} | {r['graph_mb']:.1f} | {r['edges_per_node']:.1f} "
               f"| {r['diffusion']:.1f} | {r['diffusion truncated 2000']:.1f} | {r['alpha-QE k=2']:.2f} "
               f"| {r['dba_fit_s']:.2f} | {r['DBA search']:.2f} |")
-    print()
-    print(json.dumps(params))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["features", "verify", "tune", "table", "scaling", "report"])
+    parser.add_argument("command", choices=["features", "verify", "table", "scaling", "report"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("bench-output/rerank-cache"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--dim", type=int, default=128, help="scaling: vector dimension")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    {"features": features, "verify": verify_all, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
+    commands = {"features": features, "verify": verify_all, "table": table, "scaling": scaling, "report": report}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from lookalike.errors import LookalikeError
-from lookalike.rerank.spatial import estimate_geometry, match_features, match_many, spatial_rerank, verify_pair
+from lookalike.rerank.spatial import (
+    estimate_geometry,
+    match_features,
+    match_many,
+    spatial_rerank,
+    verification_order,
+    verify_pair,
+)
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
@@ -104,6 +111,22 @@ def test_spatial_rerank_puts_verified_first_and_keeps_the_rest_in_order():
     np.testing.assert_array_equal(new_scores, scores[[5, 1, 3, 4, 0, 2]])
     with pytest.raises(LookalikeError, match="equal-length"):
         spatial_rerank(scores, ids, inliers[:3])
+
+
+def test_verification_order_with_an_inlier_ratio_and_a_combined_score_by_hand():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    inliers = np.array([12, 30, 0, 9, 15])
+    matches = np.array([400, 100, 50, 60, 100])
+    # chance: 0.05 * matches = 20, 5, 2.5, 3, 5 -> excess -8, 25, -2.5, 6, 10
+    order, verified = verification_order(scores, inliers, matches, min_inliers=10, inlier_ratio=0.05)
+    np.testing.assert_array_equal(verified, [False, True, False, False, True])
+    np.testing.assert_array_equal(order, [1, 4, 0, 2, 3])  # by inliers, then the rest in order
+    order, _ = verification_order(scores, inliers, matches, min_inliers=10, inlier_ratio=0.05, inlier_weight=0.1)
+    key = scores + 0.1 * np.log1p([0, 25, 0, 6, 10])  # 0.9, 1.126, 0.7, 0.795, 0.740
+    np.testing.assert_array_equal(order, [1, 4, 0, 3, 2])
+    assert key[3] > key[2]  # candidate 3's 6 inliers beyond chance lift it over candidate 2
+    # without a ratio every candidate with inliers >= min_inliers is verified (the DELG rule)
+    np.testing.assert_array_equal(verification_order(scores, inliers, min_inliers=10)[1], inliers >= 10)
 
 
 @pytest.mark.parametrize("method", ["mutual", "ratio"])

@@ -236,19 +236,45 @@ def verify_pair(query: LocalFeatures, candidate: LocalFeatures, **options) -> Ve
     return verify_candidates(query, [candidate], **options)[0]
 
 
-def spatial_rerank(scores: np.ndarray, ids: np.ndarray, inliers: np.ndarray, *,
-                   min_inliers: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Re-order one ranking: verified candidates (``inliers >= min_inliers``) first, by inliers
-    then by global score; the others after them, in their original order.
+def verification_order(scores: np.ndarray, inliers: np.ndarray, matches: np.ndarray | None = None, *,
+                       min_inliers: int = 10, inlier_ratio: float = 0.0, inlier_weight: float = 0.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The new order of one query's candidates, and which are verified.
 
-    ``scores, ids, inliers``: ``(M,)`` for the candidates, best global score first. Returns the
-    re-ordered ``(scores, ids)``; scores stay the global similarities (the DELG convention).
+    ``scores, inliers, matches``: ``(M,)`` global similarities, RANSAC inliers and tentative
+    matches of the candidates (``matches`` only matters with ``inlier_ratio``). A candidate is
+    verified when its inliers reach ``min_inliers`` and exceed ``inlier_ratio * matches``, the
+    inliers that chance alignments among that many tentative matches give. Verified candidates
+    come first. With ``inlier_weight = 0`` (the DELG convention, Cao et al. ECCV 2020) they are
+    sorted by inliers and the others keep their order; with ``inlier_weight = w > 0`` both groups
+    are sorted by ``score + w * log(1 + excess)``, ``excess = max(0, inliers - inlier_ratio *
+    matches)``, so that a candidate with some inliers beyond chance, too few to be verified,
+    still moves up among the unverified. Ties keep the given order.
+
+    Returns ``order (M,)`` (candidate positions, new first) and ``verified (M,)`` bool.
     """
-    scores, ids, inliers = np.asarray(scores), np.asarray(ids), np.asarray(inliers)
-    if not scores.shape == ids.shape == inliers.shape or scores.ndim != 1:
-        raise LookalikeError(f"scores {scores.shape}, ids {ids.shape} and inliers {inliers.shape} "
+    scores, inliers = np.asarray(scores, dtype=np.float64), np.asarray(inliers)
+    matches = np.zeros_like(inliers) if matches is None else np.asarray(matches)
+    if not scores.shape == inliers.shape == matches.shape or scores.ndim != 1:
+        raise LookalikeError(f"scores {scores.shape}, inliers {inliers.shape} and matches {matches.shape} "
                              "must be equal-length 1-D arrays")
-    verified = inliers >= min_inliers
+    excess = inliers - inlier_ratio * matches
+    verified = (inliers >= min_inliers) & (excess > 0)
+    if inlier_weight > 0:
+        key = -(scores + inlier_weight * np.log1p(np.maximum(excess, 0)))
+    else:
+        key = np.where(verified, -inliers, 0)
     # lexsort: the last key is the primary one; position breaks the remaining ties stably
-    order = np.lexsort((np.arange(len(ids)), np.where(verified, -inliers, 0), ~verified))
-    return scores[order], ids[order]
+    return np.lexsort((np.arange(len(scores)), key, ~verified)), verified
+
+
+def spatial_rerank(scores: np.ndarray, ids: np.ndarray, inliers: np.ndarray, matches: np.ndarray | None = None,
+                   **rule) -> tuple[np.ndarray, np.ndarray]:
+    """Re-order one ranking ``scores, ids (M,)`` (best global score first) by
+    :func:`verification_order` (``rule``: ``min_inliers``, ``inlier_ratio``, ``inlier_weight``).
+    Returns the re-ordered ``(scores, ids)``; scores stay the global similarities (DELG)."""
+    ids = np.asarray(ids)
+    order, _ = verification_order(scores, inliers, matches, **rule)
+    if ids.shape != order.shape:
+        raise LookalikeError(f"{len(ids)} ids for {len(order)} scores: they must correspond")
+    return np.asarray(scores)[order], ids[order]

@@ -31,7 +31,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.rerank import diffusion as graph
 from lookalike.rerank.expansion import alpha_query_expansion, database_augmentation
-from lookalike.rerank.spatial import MATCHERS, MODELS, VerificationTiming, spatial_rerank, verify_candidates
+from lookalike.rerank.spatial import MATCHERS, MODELS, VerificationTiming, verification_order, verify_candidates
 
 STEPS = ("sv", "qe", "dba", "diffusion")
 
@@ -88,24 +88,28 @@ class SpatialVerification:
     (:func:`lookalike.rerank.spatial.verify_candidates`); verified candidates come first by
     inliers, the rest keep their order (DELG convention).
 
-    A candidate is verified when its inliers reach ``min_inliers`` and ``inlier_ratio`` times its
-    tentative matches: chance alignments grow with the number of matches (hundreds between two
-    textured photos, a few dozen between two small objects), so a fixed count that suits one
-    kind of image verifies distractors of another.
+    A candidate is verified when its inliers reach ``min_inliers`` and exceed ``inlier_ratio``
+    times its tentative matches: chance alignments grow with the number of matches (hundreds
+    between two textured photos, a few dozen between two small objects), so a fixed count that
+    suits one kind of image verifies distractors of another. ``inlier_weight > 0`` sorts by the
+    global score plus ``inlier_weight * log(1 + inliers beyond chance)`` instead of by inliers
+    (:func:`lookalike.rerank.spatial.verification_order`).
     """
 
     needs_local = True
 
     def __init__(self, top: int = 100, *, method: str = "mutual", ratio: float = 0.8, model: str = "affine",
-                 threshold: float | None = None, min_inliers: int = 8, inlier_ratio: float = 0.0) -> None:
+                 threshold: float | None = None, min_inliers: int = 8, inlier_ratio: float = 0.0,
+                 inlier_weight: float = 0.0) -> None:
         if method not in MATCHERS or model not in MODELS:
             raise LookalikeError(f"sv: method must be one of {', '.join(MATCHERS)} and model one of "
                                  f"{', '.join(MODELS)}, got {method!r}, {model!r}")
-        if top < 1 or min_inliers < 1 or not 0 <= inlier_ratio <= 1:
-            raise LookalikeError(f"sv: need top >= 1, min_inliers >= 1 and 0 <= inlier_ratio <= 1, "
-                                 f"got {top}, {min_inliers}, {inlier_ratio}")
+        if top < 1 or min_inliers < 1 or not 0 <= inlier_ratio <= 1 or inlier_weight < 0:
+            raise LookalikeError(f"sv: need top >= 1, min_inliers >= 1, 0 <= inlier_ratio <= 1 and inlier_weight >= 0, "
+                                 f"got {top}, {min_inliers}, {inlier_ratio}, {inlier_weight}")
         self.top, self.method, self.ratio, self.model = top, method, ratio, model
         self.threshold, self.min_inliers, self.inlier_ratio = threshold, min_inliers, inlier_ratio
+        self.inlier_weight = inlier_weight
         self.timing = VerificationTiming()  # matching and RANSAC seconds, summed over calls
 
     def fit(self, database: np.ndarray | None = None, ids: np.ndarray | None = None, local: Any = None):
@@ -133,28 +137,21 @@ class SpatialVerification:
             matches[q, known] = [len(r.matches) for r in results]
         return inliers, matches
 
-    def counted(self, inliers: np.ndarray, matches: np.ndarray) -> np.ndarray:
-        """The inliers that count: 0 where they fall short of ``inlier_ratio`` of the matches."""
-        return np.where(inliers >= self.inlier_ratio * matches, inliers, 0)
-
     def __call__(self, queries, scores, ids, *, local=None, verified=None, return_inliers: bool = False):
-        """Re-ranked ``(scores, ids)``; with ``return_inliers`` also the ``(Q, K)`` counted inliers
-        (:meth:`counted`) aligned with the new order (0 beyond ``top``)."""
+        """Re-ranked ``(scores, ids)``; with ``return_inliers`` also the ``(Q, K)`` inlier counts
+        aligned with the new order, 0 where a candidate is not verified (and beyond ``top``)."""
         _check_ranking(queries, scores, ids)
-        counts = self.counted(*self.verify(local, ids))
-        top = counts.shape[1]
+        inliers, matches = self.verify(local, ids)
+        top = inliers.shape[1]
         scores, ids = scores.copy(), ids.copy()
         aligned = np.zeros(ids.shape, dtype=np.int64)
         for q in range(len(ids)):
-            order = _rerank_order(counts[q], self.min_inliers)
+            order, verified = verification_order(
+                scores[q, :top], inliers[q], matches[q], min_inliers=self.min_inliers,
+                inlier_ratio=self.inlier_ratio, inlier_weight=self.inlier_weight)
             scores[q, :top], ids[q, :top] = scores[q, :top][order], ids[q, :top][order]
-            aligned[q, :top] = counts[q][order]
+            aligned[q, :top] = np.where(verified, inliers[q], 0)[order]
         return (scores, ids, aligned) if return_inliers else (scores, ids)
-
-
-def _rerank_order(inliers: np.ndarray, min_inliers: int) -> np.ndarray:
-    positions = np.arange(len(inliers))
-    return spatial_rerank(positions.astype(np.float32), positions, inliers, min_inliers=min_inliers)[1]
 
 
 class QueryExpansion(_Database):
@@ -337,7 +334,7 @@ class Reranker:
 OPTIONS = {
     "rerank_top": ("sv", "top"), "sv_method": ("sv", "method"), "sv_model": ("sv", "model"),
     "sv_threshold": ("sv", "threshold"), "min_inliers": ("sv", "min_inliers"),
-    "inlier_ratio": ("sv", "inlier_ratio"),
+    "inlier_ratio": ("sv", "inlier_ratio"), "inlier_weight": ("sv", "inlier_weight"),
     "qe_k": ("qe", "k"), "alpha": ("qe", "alpha"), "qe_verified": ("qe", "verified_only"),
     "dba_k": ("dba", "k"), "dba_alpha": ("dba", "alpha"),
     "diffusion_k": ("diffusion", "k"), "kq": ("diffusion", "kq"), "gamma": ("diffusion", "gamma"),
