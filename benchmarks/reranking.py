@@ -2,24 +2,27 @@
 diffusion and their best combination, over the best global descriptor of each dataset.
 
     python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, the long part
-    python benchmarks/reranking.py tune --data ../shared/data --cache CACHE       # on eth80/instance-train
+    python benchmarks/reranking.py verify --data ../shared/data --cache CACHE     # inliers of every top 100
     python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # every benchmark
     python benchmarks/reranking.py scaling --cache CACHE                          # diffusion, DBA at 1k-100k
     python benchmarks/reranking.py report --cache CACHE                           # markdown tables
 
 ``features`` describes every image once and keeps the global vectors and local features in
-CACHE (npz files), so that ``table`` only re-ranks. Global descriptors, the best measured in
-docs/benchmarks.md: GeM (eth80), GeM at 3 scales + PCA-whitening learnt on the copydays
-database (landmarks), ``cnn-fc`` (copydays). DELF's PCA is learnt on other images than the
-evaluated ones: eth80 on ``instance-train``'s database, landmarks on copydays', copydays on
-landmarks'. Hyper-parameters are chosen on ``eth80/instance-train`` (see ``tune``) and kept for
-every benchmark.
+CACHE (npz files); ``verify`` matches each query with its global top 100 once and keeps the
+inliers and tentative matches, so that ``table`` only re-ranks. Global descriptors, the best
+measured in docs/benchmarks.md: GeM (eth80), GeM at 3 scales + PCA-whitening learnt on the
+copydays database (landmarks), ``cnn-fc`` (copydays). DELF's PCA is learnt on other images than
+the evaluated ones: eth80 on ``instance-train``'s database, landmarks on copydays', copydays on
+landmarks'. Every parameter is chosen where the reported queries are not: on
+``eth80/instance-train`` for the eth80 rows, and by two-fold cross-validation over the queries
+for landmarks and copydays (see :func:`table`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -223,7 +226,8 @@ def time_verification(bench: Benchmark, kind: str, queries: int = 5) -> dict:
     return {"wall_ms_per_query": 1000 * (t.matching + t.ransac) / queries,
             "ms_per_query": 1000 * (t.matching_cpu + t.ransac_cpu) / queries, "matching_share": t.matching_share,
             "matching_cpu_ms": 1000 * t.matching_cpu / queries, "ransac_cpu_ms": 1000 * t.ransac_cpu / queries,
-            "keypoints": float(np.mean([len(f.keypoints) for f in query_local[:queries]]))}
+            "keypoints": float(np.mean([len(f.keypoints) for f in query_local[:queries]])),
+            "load_average": os.getloadavg()[0]}
 
 
 def verify_all(args) -> None:
