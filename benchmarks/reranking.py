@@ -158,26 +158,45 @@ def _verify_queries(args) -> tuple[np.ndarray, np.ndarray]:
     return _worker["step"].verify([_worker["queries"][r] for r in rows], ids)
 
 
-def inlier_table(bench: Benchmark, kind: str, workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def table_path(bench: Benchmark, kind: str, partial: bool = False) -> Path:
+    return bench.cache / f"{bench.label.replace('/', '-')}-{kind}-top{TOP}{'.partial' if partial else ''}.npz"
+
+
+def read_table(bench: Benchmark, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(ids, inliers, matches)``, each ``(Q, TOP)``: the global top candidates of each query,
-    their RANSAC inlier counts and tentative matches, computed once in ``workers`` processes and
-    cached."""
+    their RANSAC inlier counts and tentative matches (``-1`` for queries not verified yet, when
+    only part of the table is done); ``None`` before :func:`inlier_table` has started."""
+    for path in (table_path(bench, kind), table_path(bench, kind, partial=True)):
+        if path.is_file():
+            with np.load(path) as stored:
+                return stored["ids"], stored["inliers"], stored["matches"]
+    return None
+
+
+def inlier_table(bench: Benchmark, kind: str, workers: int = 2, chunk: int = 50) -> None:
+    """Verify every query's global top ``TOP`` in ``workers`` processes, ``chunk`` queries at a
+    time in a random order, saving the part done after each chunk: an interrupted run resumes,
+    and the queries done so far are a random sample (what :func:`table` evaluates on meanwhile)."""
     import multiprocessing
 
-    out = bench.cache / f"{bench.label.replace('/', '-')}-{kind}-top{TOP}.npz"
-    if out.is_file():
-        with np.load(out) as stored:
-            return stored["ids"], stored["inliers"], stored["matches"]
+    if table_path(bench, kind).is_file():
+        return
     ids = bench.ranking()[1][:, :TOP]
-    chunks = [(rows, ids[rows]) for rows in np.array_split(np.arange(len(ids)), 8 * workers)]
+    done = read_table(bench, kind)
+    inliers, matches = (np.full(ids.shape, -1, np.int64) for _ in range(2)) if done is None else done[1:]
+    order = np.random.default_rng(0).permutation(len(ids))
+    todo = order[inliers[order, 0] < 0]
+    chunks = [(rows, ids[rows]) for rows in np.array_split(todo, max(1, -(-len(todo) // chunk)))]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(
             workers, _init_verifier, (str(bench.cache), bench.dataset, bench.protocol.imlist,
                                       bench.protocol.qimlist, kind)) as pool:
-        inliers, matches = (np.concatenate(part) for part in zip(*pool.map(_verify_queries, chunks)))
-    print(f"{out.name}: {time.perf_counter() - start:.0f} s", flush=True)
-    np.savez(out, ids=ids, inliers=inliers, matches=matches)
-    return ids, inliers, matches
+        for (rows, _), (a, m) in zip(chunks, pool.imap(_verify_queries, chunks)):
+            inliers[rows], matches[rows] = a, m
+            np.savez(table_path(bench, kind, partial=True), ids=ids, inliers=inliers, matches=matches)
+    np.savez(table_path(bench, kind), ids=ids, inliers=inliers, matches=matches)
+    table_path(bench, kind, partial=True).unlink()
+    print(f"{table_path(bench, kind).name}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 class CachedVerification(SpatialVerification):
@@ -270,7 +289,10 @@ class Chains:
 
     def __init__(self, bench: Benchmark) -> None:
         self.bench, self.ap, self.ms = bench, {}, {}
-        self.tables = {kind: inlier_table(bench, kind) for kind in ("sift", "delf") if bench.has(kind)}
+        self.tables = {kind: read_table(bench, kind) for kind in ("sift", "delf")}
+        self.tables = {kind: table for kind, table in self.tables.items() if table is not None}
+        #: the queries each table has verified (all, unless a run is still going)
+        self.done = {kind: table[1][:, 0] >= 0 for kind, table in self.tables.items()}
 
     def sv(self, kind: str, config: tuple) -> CachedVerification:
         return CachedVerification(self.tables[kind], *config)
@@ -305,6 +327,13 @@ class Chains:
             return {c: (lambda c=c: [sv(), dba(d), diffusion(*c)]) for c in DIFFUSION_GRID}
         raise KeyError(column)
 
+    def uses(self, column: str, chosen: dict) -> np.ndarray:
+        """``(Q,)`` bool: the queries whose result in ``column`` is known (every query, except in
+        the columns that read an inlier table still being computed)."""
+        kind = ("sift" if "SIFT" in column else "delf") if column.startswith("+SV") else (
+            chosen.get("local") if column.startswith("SV") else None)
+        return self.done[kind] if kind else np.ones(len(self.bench.queries), bool)
+
     def score(self, column: str, config: tuple, make) -> np.ndarray:
         """Per-query AP of one chain (cached); its online CPU ms per query goes to ``self.ms``."""
         key = (column, config)
@@ -315,24 +344,24 @@ class Chains:
 
 
 def choose(chains: Chains, queries: np.ndarray) -> dict:
-    """Every column's parameters (and the best combination), chosen by mean AP over ``queries``
-    of ``chains``' benchmark alone, one column at a time."""
+    """Every column's parameters (and the best combination), chosen by mean AP over the
+    ``queries`` (bool mask) of ``chains``' benchmark alone, one column at a time."""
     chosen: dict = {}
     for column in (*COLUMNS, *COMBINATIONS):
         grid = chains.grid(column, chosen)
         if grid:
-            maps = {c: chains.score(column, c, make)[queries].mean() for c, make in grid.items()}
+            on = queries & chains.uses(column, chosen)
+            maps = {c: chains.score(column, c, make)[on].mean() for c, make in grid.items()}
             chosen[column] = max(maps, key=maps.get)  # the first of equals: grids go from simple to strong
-        if column == "+SV (DELF)":
-            sv_maps = {kind: maps_of(chains, f"+SV ({kind.upper()})", chosen, queries) for kind in chains.tables}
+        if column == "+SV (DELF)":  # the local features for the chains: compared on the same queries
+            on = queries & np.logical_and.reduce(list(chains.done.values()))
+            sv_maps = {kind: chains.ap[(f"+SV ({kind.upper()})", chosen[f"+SV ({kind.upper()})"])][on].mean()
+                       for kind in chains.tables}
             chosen["local"] = max(sv_maps, key=sv_maps.get)
-    combos = {c: maps_of(chains, c, chosen, queries) for c in COMBINATIONS}
+    on = queries & chains.done[chosen["local"]]
+    combos = {c: chains.ap[(c, chosen[c])][on].mean() for c in COMBINATIONS}
     chosen["best combination"] = max(combos, key=combos.get)
     return chosen
-
-
-def maps_of(chains: Chains, column: str, chosen: dict, queries: np.ndarray) -> float:
-    return chains.ap[(column, chosen[column])][queries].mean()
 
 
 def folds(protocol) -> np.ndarray:
@@ -347,10 +376,11 @@ def folds(protocol) -> np.ndarray:
 def table(args) -> None:
     """Every column of every benchmark with parameters chosen fairly: eth80 rows on
     eth80/instance-train, landmarks and copydays by two-fold cross-validation over their queries
-    (parameters chosen on one fold, AP reported on the other, both ways)."""
+    (parameters chosen on one fold, AP reported on the other, both ways; the mAP is over all
+    queries, each scored with the parameters chosen without it)."""
     if "eth80" in args.datasets:
         tune = Chains(Benchmark(args.data, args.cache, *TUNE))
-        on_train = choose(tune, np.arange(len(tune.bench.queries)))
+        on_train = choose(tune, np.ones(len(tune.bench.queries), bool))
         print("chosen on eth80/instance-train:", on_train, flush=True)
     results = {}
     for label, (dataset, name) in BENCHMARKS.items():
@@ -358,27 +388,27 @@ def table(args) -> None:
             continue
         chains = Chains(Benchmark(args.data, args.cache, dataset, name))
         protocol, n = chains.bench.protocol, len(chains.bench.queries)
-        sides = [np.arange(n)] if dataset == "eth80" else [folds(protocol) == f for f in (0, 1)]
+        sides = [np.ones(n, bool)] if dataset == "eth80" else [folds(protocol) == f for f in (0, 1)]
         choices = [on_train] if dataset == "eth80" else [choose(chains, ~side) for side in sides]
         columns = {}
         for column in (*COLUMNS, "best combination"):
-            ap, ms, picked = np.zeros(n), [], []
+            if column not in choices[0]:
+                continue  # no local features of that kind
+            ap, ms, picked, reported = np.zeros(n), [], [], np.zeros(n, bool)
             for side, chosen in zip(sides, choices):
-                name_ = chosen.get(column) if column != "best combination" else chosen[column]
-                if name_ is None:
-                    break
-                actual = name_ if column == "best combination" else column
+                actual = chosen[column] if column == "best combination" else column
                 config = chosen[actual]
                 ap[side] = chains.score(actual, config, chains.grid(actual, chosen)[config])[side]
+                reported |= side & chains.uses(actual, chosen)
                 ms.append(chains.ms[(actual, config)])
                 picked.append(f"{actual} {config}" if column == "best combination" else str(config))
-            else:
-                columns[column] = {"map": float(ap.mean()), "ms": float(np.mean(ms)), "chosen": picked,
-                                   "per_attack": _per_attack(protocol, ap)}
-                print(f"{label} {column}: {ap.mean():.4f} {picked}", flush=True)
+            columns[column] = {"map": float(ap[reported].mean()), "ms": float(np.mean(ms)), "chosen": picked,
+                               "queries": int(reported.sum()), "per_attack": _per_attack(protocol, ap, reported)}
+            if not reported.all():  # a sample: the global ranking's mAP on the same queries, to compare
+                columns[column]["global_on_same_queries"] = float(chains.ap[("global", ())][reported].mean())
+            print(f"{label} {column}: {ap[reported].mean():.4f} on {reported.sum()} queries {picked}", flush=True)
         results[label] = {"descriptor": chains.bench.descriptor["name"], "columns": columns,
-                          "choices": [{k: v for k, v in c.items()} for c in choices],
-                          "limits": limits(chains, choices, sides),
+                          "choices": choices, "limits": limits(chains, choices, sides),
                           "sv_timing": {kind: time_verification(chains.bench, kind) for kind in chains.tables}}
         print(label, results[label]["limits"], results[label]["sv_timing"], flush=True)
     out = args.cache / "table.json"
@@ -386,11 +416,11 @@ def table(args) -> None:
     out.write_text(json.dumps(previous | results, indent=1, default=str))
 
 
-def _per_attack(protocol, ap: np.ndarray) -> dict:
+def _per_attack(protocol, ap: np.ndarray, reported: np.ndarray) -> dict:
     if not protocol.qattack:
         return {}
     attacks = np.array(protocol.qattack)
-    return {a: float(ap[attacks == a].mean()) for a in dict.fromkeys(protocol.qattack)}
+    return {a: float(ap[reported & (attacks == a)].mean()) for a in dict.fromkeys(protocol.qattack)}
 
 
 def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict:
@@ -401,6 +431,8 @@ def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict
     for kind, (ids, inliers, matches) in chains.tables.items():
         positive = np.array([[i in set(g["ok"]) for i in row] for row, g in zip(ids, protocol.gnd)])
         negative = ~positive & ~np.array([[i in set(g["junk"]) for i in row] for row, g in zip(ids, protocol.gnd)])
+        done = chains.done[kind]  # the queries verified so far
+        positive, negative = positive & done[:, None], negative & done[:, None]
         verified = np.zeros_like(positive)
         for side, chosen in zip(sides, choices):
             m, r, _ = chosen[f"+SV ({kind.upper()})"]
@@ -408,8 +440,9 @@ def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict
         in_list = positive.any(axis=1)
         every = np.array([len(g["ok"]) for g in protocol.gnd])
         out[kind] = {
-            "queries_with_all_positives_in_list": float(np.mean(positive.sum(axis=1) >= every)),
-            "queries_with_a_positive_in_list": float(in_list.mean()),
+            "queries": int(done.sum()),
+            "queries_with_all_positives_in_list": float(np.mean((positive.sum(axis=1) >= every)[done])),
+            "queries_with_a_positive_in_list": float(in_list[done].mean()),
             "positives_verified": float(verified[positive].mean()),
             "negatives_verified_per_query": float((verified & negative).sum(axis=1).mean()),
             "median_inliers_positive": float(np.median(inliers[positive])),
@@ -421,7 +454,7 @@ def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict
         if protocol.qattack:
             attacks = np.array(protocol.qattack)
             out[kind]["per_attack_positive_in_list"] = {
-                a: float(in_list[attacks == a].mean()) for a in dict.fromkeys(protocol.qattack)}
+                a: float(in_list[done & (attacks == a)].mean()) for a in dict.fromkeys(protocol.qattack)}
             out[kind]["per_attack_positive_verified"] = {
                 a: float(verified[positive & (attacks == a)[:, None]].mean()) for a in dict.fromkeys(protocol.qattack)}
     return out
