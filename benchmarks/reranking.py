@@ -141,7 +141,26 @@ class Benchmark:
         return [features[n] for n in self.protocol.imlist], [features[n] for n in self.protocol.qimlist]
 
     def ranking(self) -> tuple[np.ndarray, np.ndarray]:
-        return search_all(self.database, self.queries)
+        if not hasattr(self, "_ranking"):
+            self._ranking = search_all(self.database, self.queries)
+        return self._ranking
+
+    def average_precision(self, ids: np.ndarray) -> np.ndarray:
+        """Per-query AP of full rankings ``ids (Q, N)``, all queries at once: the trapezoid AP
+        with junk removed that :func:`evaluate_rankings` computes one query at a time."""
+        if not hasattr(self, "_positive"):
+            shape = (len(self.queries), len(self.database))
+            self._positive, self._junk = np.zeros(shape, bool), np.zeros(shape, bool)
+            for q, g in enumerate(self.protocol.gnd):
+                self._positive[q, g["ok"]], self._junk[q, g["junk"]] = True, True
+            self._positive &= ~self._junk  # both ok and junk: junk, as in revisitop
+        hit, junk = np.take_along_axis(self._positive, ids, 1), np.take_along_axis(self._junk, ids, 1)
+        ranks = np.arange(ids.shape[1])[None] - np.cumsum(junk, axis=1)  # junk-free, 0-based
+        found = np.cumsum(hit, axis=1) - 1  # positives before this one
+        with np.errstate(divide="ignore", invalid="ignore"):
+            before = np.where(ranks == 0, 1.0, found / ranks)
+            at = (found + 1) / (ranks + 1)
+        return np.where(hit, (before + at) / 2, 0.0).sum(axis=1) / self._positive.sum(axis=1)
 
 
 _worker: dict = {}
@@ -224,12 +243,12 @@ class CachedVerification(SpatialVerification):
         return pairs[..., 0], pairs[..., 1]
 
 
-def run_chain(bench: Benchmark, steps: list) -> tuple[dict, float]:
-    """Evaluate a chain of steps; returns the result and the online ms per query."""
+def run_chain(bench: Benchmark, steps: list) -> tuple[np.ndarray, float]:
+    """Per-query AP of a chain of steps, and its online CPU ms per query."""
     if not steps:
-        return evaluate_rankings(bench.ranking()[1], bench.protocol), 0.0
+        return bench.average_precision(bench.ranking()[1]), 0.0
     ids, timing = rerank_rankings(steps, bench.database, bench.queries)
-    return evaluate_rankings(ids, bench.protocol), timing["cpu_ms_per_query"]
+    return bench.average_precision(ids), timing["cpu_ms_per_query"]
 
 
 def time_verification(bench: Benchmark, kind: str, queries: int = 5) -> dict:
@@ -289,6 +308,8 @@ class Chains:
 
     def __init__(self, bench: Benchmark) -> None:
         self.bench, self.ap, self.ms = bench, {}, {}
+        reference = [q["ap"] for q in evaluate_rankings(bench.ranking()[1], bench.protocol)["per_query"]]
+        np.testing.assert_allclose(bench.average_precision(bench.ranking()[1]), reference, atol=1e-9)
         self.tables = {kind: read_table(bench, kind) for kind in ("sift", "delf")}
         self.tables = {kind: table for kind, table in self.tables.items() if table is not None}
         #: the queries each table has verified (all, unless a run is still going)
@@ -338,8 +359,7 @@ class Chains:
         """Per-query AP of one chain (cached); its online CPU ms per query goes to ``self.ms``."""
         key = (column, config)
         if key not in self.ap:
-            result, ms = run_chain(self.bench, make())
-            self.ap[key], self.ms[key] = np.array([q["ap"] for q in result["per_query"]]), ms
+            self.ap[key], self.ms[key] = run_chain(self.bench, make())
         return self.ap[key]
 
 

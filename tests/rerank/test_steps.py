@@ -152,3 +152,18 @@ def test_inlier_ratio_verifies_in_proportion_to_the_tentative_matches(data):
     assert counted[0, list(ranked[0]).index(23)] == 0
     with pytest.raises(LookalikeError, match="inlier_ratio"):
         SpatialVerification(inlier_ratio=1.5)
+
+
+def test_exact_search_of_a_whole_ranking_equals_faiss(data):
+    import faiss
+
+    from lookalike.rerank.steps import exact_search
+
+    database, queries = data
+    index = faiss.IndexFlatIP(database.shape[1])
+    index.add(database)
+    for k in (1, 7, 50):
+        scores, rows = exact_search(database, queries, k)
+        expected_scores, expected_rows = index.search(queries, k)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(rows, expected_rows)

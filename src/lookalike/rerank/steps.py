@@ -65,9 +65,29 @@ class _Database:
         if not hasattr(self, "index_"):
             raise LookalikeError(f"{type(self).__name__} is not fitted yet; call fit(database)")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, rows = self.index_.search(queries, min(k, len(self.ids_)))
+        if k > HEAP_LIMIT:  # a long ranking (evaluation re-ranks whole databases)
+            scores, rows = exact_search(self.database_, queries, min(k, len(self.ids_)))
+        else:
+            scores, rows = self.index_.search(queries, min(k, len(self.ids_)))
         ids = np.where(rows >= 0, self.ids_[np.maximum(rows, 0)], -1)
         return _pad(scores, ids, k)
+
+
+#: beyond this many results, faiss's flat search (a heap per query) is slower than a sort
+HEAP_LIMIT = 256
+
+
+def exact_search(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest inner products ``(scores, rows)``, both ``(Q, k)``, of each query with
+    ``database (N, D)``, best first: one matrix product, a partition and a sort of the ``k``
+    kept, which beats a heap when ``k`` is a large part of ``N`` (a whole ranking)."""
+    scores = np.ascontiguousarray(queries, dtype=np.float32) @ np.ascontiguousarray(database, dtype=np.float32).T
+    k = min(k, scores.shape[1])
+    rows = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
+        np.arange(k), (len(scores), 1))
+    kept = np.take_along_axis(scores, rows, axis=1)
+    order = np.argsort(-kept, axis=1, kind="stable")
+    return np.take_along_axis(kept, order, axis=1), np.take_along_axis(rows, order, axis=1).astype(np.int64)
 
 
 def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
