@@ -524,7 +524,8 @@ def scaling(args) -> None:
 
 def report(args) -> None:
     """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
-    results = json.loads((args.cache / "table.json").read_text())
+    results = {label: result for label, result in json.loads((args.cache / "table.json").read_text()).items()
+               if "choices" in result}  # not those of an older version of this script
     print("| benchmark | " + " | ".join(COLUMNS) + " | best combination |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     for label, result in results.items():
