@@ -526,51 +526,43 @@ def report(args) -> None:
     """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
     results = {label: result for label, result in json.loads((args.cache / "table.json").read_text()).items()
                if "choices" in result}  # not those of an older version of this script
-    print("| benchmark | " + " | ".join(COLUMNS) + " | best combination |")
-    print("|---" * (len(COLUMNS) + 2) + "|")
+    names = (*COLUMNS, "best combination")
+    print("| benchmark | global | +SV (SIFT) | +SV (deep local) | +AQE | +alpha-QE | +DBA+QE | +diffusion "
+          "| best combination |\n|---|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
-        columns, sv_ms = result["columns"], {k: t["ms_per_query"] for k, t in result["sv_timing"].items()}
-        chosen = result["choices"][0]
+        columns, sv = result["columns"], result["sv_timing"]
         ms = {name: c["ms"] for name, c in columns.items()}
-        for kind in sv_ms:
-            ms[f"+SV ({kind.upper()})"] = sv_ms[kind]
-        best = columns["best combination"]
-        ms["best combination"] = best["ms"] + sv_ms[chosen["local"]]
+        for kind in sv:
+            ms[f"+SV ({kind.upper()})"] = sv[kind]["ms_per_query"]
+        ms["best combination"] += sv[result["choices"][0]["local"]]["ms_per_query"]
 
-        def cell(name):
+        def cell(name, attack=None):
             if name not in columns:
                 return "not measured"
-            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] >= 0.5 else "")
-        print(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in (*COLUMNS, "best combination"))
-              + " |")
-        if columns["global"]["per_attack"]:
-            for attack in sorted(columns["global"]["per_attack"]):
-                print(f"| copydays {attack} | " + " | ".join(
-                    f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-"
-                    for n in (*COLUMNS, "best combination")) + " |")
-    print("\n| benchmark | column | parameters chosen (per training side) |\n|---|---|---|")
+            c = columns[name]
+            value = c["map"] if attack is None else c["per_attack"][attack]
+            text = f"{value:.3f}" + (f" ({ms[name]:.0f} ms)" if attack is None and ms[name] >= 0.5 else "")
+            if attack is None and "global_on_same_queries" in c:
+                text += f", {c['queries']} queries (global on them: {c['global_on_same_queries']:.3f})"
+            return text
+        print(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in names) + " |")
+        for attack in sorted(columns["global"]["per_attack"]):
+            print(f"| copydays {attack} | " + " | ".join(cell(n, attack) for n in names) + " |")
+    print("\n| benchmark | +SV (SIFT) | +SV (deep local) | +AQE | +alpha-QE | +DBA+QE | +diffusion "
+          "| best combination |\n|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
-        for name, column in result["columns"].items():
-            print(f"| {label} | {name} | {' / '.join(column['chosen'])} |")
-    print("\n| benchmark | local features | CPU ms/query, 100 candidates | wall ms | matching CPU ms | RANSAC CPU ms "
-          "| share matching | query keypoints |\n|---|---|---|---|---|---|---|---|")
+        print(f"| {label} | " + " | ".join(" / ".join(result["columns"][n]["chosen"]) if n in result["columns"]
+                                          else "-" for n in names[1:]) + " |")
+    print("\n| benchmark | local features | CPU ms/query | matching CPU ms | RANSAC CPU ms | share matching "
+          "| query keypoints | wall ms (load) |\n|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
         for kind, t in result["sv_timing"].items():
-            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['wall_ms_per_query']:.0f} "
-                  f"| {t['matching_cpu_ms']:.0f} | {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} "
-                  f"| {t['keypoints']:.0f} |")
+            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['matching_cpu_ms']:.0f} "
+                  f"| {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} | {t['wall_ms_per_query']:,.0f} "
+                  f"({t['load_average']:.0f}) |")
     print()
     for label, result in results.items():
         print(label, json.dumps(result["limits"]))
-    scaling = json.loads((args.cache / "scaling.json").read_text())
-    print()
-    print("| database | graph build s | graph MB | edges/node | diffusion ms/query | truncated (2,000) ms/query "
-          "| alpha-QE ms/query | DBA fit s | DBA search ms/query |")
-    print("|---" * 9 + "|")
-    for r in scaling:
-        print(f"| {r['n']:,} | {r['graph_build_s']:.2f} | {r['graph_mb']:.1f} | {r['edges_per_node']:.1f} "
-              f"| {r['diffusion']:.1f} | {r['diffusion truncated 2000']:.1f} | {r['alpha-QE k=2']:.2f} "
-              f"| {r['dba_fit_s']:.2f} | {r['DBA search']:.2f} |")
 
 
 def main() -> None:
