@@ -558,8 +558,8 @@ def report(args) -> None:
     for label, result in results.items():
         for kind, t in result["sv_timing"].items():
             print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['matching_cpu_ms']:.0f} "
-                  f"| {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} | {t['wall_ms_per_query']:,.0f} "
-                  f"({t['load_average']:.0f}) |")
+                  f"| {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} "
+                  f"| {t['wall_ms_per_query']:,.0f} ({t['load_average']:.0f}) |")
     print()
     for label, result in results.items():
         print(label, json.dumps(result["limits"]))
