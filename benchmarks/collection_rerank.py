@@ -24,7 +24,6 @@ from pathlib import Path
 from lookalike.descriptors import create, parse_overrides
 from lookalike.descriptors.local.registry import create_local
 from lookalike.index import Collection
-from lookalike.io.images import load_image
 from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.indexing import index_paths
 from lookalike.pipelines.searching import Searcher
@@ -69,15 +68,15 @@ def index(folder: Path, images: list[Path], descriptor, local) -> dict:
 
 def queries(folder: Path, paths: list[Path], top: int) -> dict:
     """Per-query time of ``--rerank sv`` in one process, and of its parts: reading the candidates'
-    local features, and verification, split into matching and RANSAC by timing them apart on the
-    same pairs."""
-    from lookalike.pipelines.extract import decode_side, describe_pixels
-    from lookalike.rerank.spatial import estimate_geometry, match_features
+    local features, matching and RANSAC (as the verification step times them)."""
+    from lookalike.rerank.spatial import VerificationTiming
+    from lookalike.rerank.steps import SpatialVerification
 
     with Collection.open(folder / "c") as collection:
         searcher, plain = Searcher(collection, rerank="sv", rerank_top=top), Searcher(collection)
         searcher(paths[0], 10), plain(paths[0], 10)  # warm up: imports, first reads
-        searcher.steps.local.seconds = searcher.steps.reranker.seconds["SpatialVerification"] = 0.0
+        sv = next(s for s in searcher.steps.reranker.steps if isinstance(s, SpatialVerification))
+        searcher.steps.local.seconds, sv.timing = 0.0, VerificationTiming()
         totals, plain_totals = [], []
         cpu = time.process_time()
         for path in paths:
@@ -90,25 +89,10 @@ def queries(folder: Path, paths: list[Path], top: int) -> dict:
             plain(path, 10)
             plain_totals.append(time.perf_counter() - start)
         plain_cpu = time.process_time() - plain_cpu
-        loading, verifying = searcher.steps.local.seconds, searcher.steps.reranker.seconds["SpatialVerification"]
-        matching = ransac = 0.0
-        extractor = collection.local_extractor
-        for path in paths:
-            pixels = load_image(path, max_side=decode_side(collection.descriptor, extractor)).pixels
-            vector, query = describe_pixels(pixels, collection.descriptor, extractor)
-            _, ids = collection.search(vector[None], top)
-            for candidate in collection.local_features(ids[0][ids[0] >= 0]):
-                start = time.perf_counter()
-                pairs = match_features(query.descriptors, candidate.descriptors)
-                middle = time.perf_counter()
-                estimate_geometry(query.keypoints[pairs[:, 0], :2], candidate.keypoints[pairs[:, 1], :2],
-                                  threshold=0.01 * max(candidate.size))
-                matching, ransac = matching + middle - start, ransac + time.perf_counter() - middle
     n = len(paths)
-    share = matching / (matching + ransac)
     return {"total": sum(totals) / n, "median": statistics.median(totals), "plain": sum(plain_totals) / n,
-            "cpu": cpu / n, "plain_cpu": plain_cpu / n,
-            "loading": loading / n, "matching": verifying * share / n, "ransac": verifying * (1 - share) / n}
+            "cpu": cpu / n, "plain_cpu": plain_cpu / n, "loading": searcher.steps.local.seconds / n,
+            "matching": sv.timing.matching / n, "ransac": sv.timing.ransac / n}
 
 
 def command(folder: Path, query: Path, rerank: bool) -> float:

@@ -2,24 +2,27 @@
 diffusion and their best combination, over the best global descriptor of each dataset.
 
     python benchmarks/reranking.py features --data ../shared/data --cache CACHE   # once, the long part
-    python benchmarks/reranking.py tune --data ../shared/data --cache CACHE       # on eth80/instance-train
+    python benchmarks/reranking.py verify --data ../shared/data --cache CACHE     # inliers of every top 100
     python benchmarks/reranking.py table --data ../shared/data --cache CACHE      # every benchmark
     python benchmarks/reranking.py scaling --cache CACHE                          # diffusion, DBA at 1k-100k
     python benchmarks/reranking.py report --cache CACHE                           # markdown tables
 
 ``features`` describes every image once and keeps the global vectors and local features in
-CACHE (npz files), so that ``table`` only re-ranks. Global descriptors, the best measured in
-docs/benchmarks.md: GeM (eth80), GeM at 3 scales + PCA-whitening learnt on the copydays
-database (landmarks), ``cnn-fc`` (copydays). DELF's PCA is learnt on other images than the
-evaluated ones: eth80 on ``instance-train``'s database, landmarks on copydays', copydays on
-landmarks'. Hyper-parameters are chosen on ``eth80/instance-train`` (see ``tune``) and kept for
-every benchmark.
+CACHE (npz files); ``verify`` matches each query with its global top 100 once and keeps the
+inliers and tentative matches, so that ``table`` only re-ranks. Global descriptors, the best
+measured in docs/benchmarks.md: GeM (eth80), GeM at 3 scales + PCA-whitening learnt on the
+copydays database (landmarks), ``cnn-fc`` (copydays). DELF's PCA is learnt on other images than
+the evaluated ones: eth80 on ``instance-train``'s database, landmarks on copydays', copydays on
+landmarks'. Every parameter is chosen where the reported queries are not: on
+``eth80/instance-train`` for the eth80 rows, and by two-fold cross-validation over the queries
+for landmarks and copydays (see :func:`table`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from lookalike.io.protocol import load_protocol
 from lookalike.pipelines.evaluation import describe_protocol
 from lookalike.pipelines.reranking import describe_local, rerank_rankings, search_all, train_local
 from lookalike.pipelines.training import train_whitening
+from lookalike.rerank.spatial import VerificationTiming
 from lookalike.rerank.steps import QueryExpansion, SpatialVerification, parse_steps
 
 PROTOCOLS = {"eth80": "instance.json", "landmarks": "full.json", "copydays": "full.json"}
@@ -91,11 +95,12 @@ def features(args) -> None:
             out = args.cache / f"{dataset}-{kind}.npz"
             if out.is_file():
                 continue
-            extractor = create_local(kind)
-            if not extractor.trained:
+            extractor, pca = create_local(kind), args.cache / f"{dataset}-{kind}-pca.npz"
+            if not extractor.trained and pca.is_file():  # learnt by an earlier run
+                extractor = create_local(kind, pca=str(pca))
+            elif not extractor.trained:
                 source, name = LEARN_FROM[dataset]
-                extractor = train_local(extractor, load_protocol(args.data / source / name).database_paths(),
-                                        args.cache / f"{dataset}-delf-pca.npz")
+                extractor = train_local(extractor, load_protocol(args.data / source / name).database_paths(), pca)
             start = time.perf_counter()
             local = describe_local(extractor, paths)
             seconds = time.perf_counter() - start
@@ -111,9 +116,6 @@ BENCHMARKS = {"landmarks/full": ("landmarks", "full.json"), "copydays/full": ("c
               "eth80/instance-test": ("eth80", "instance-test.json"), "eth80/instance": ("eth80", "instance.json")}
 TUNE = ("eth80", "instance-train.json")
 TOP = 100  # candidates verified per query
-#: fewer on copydays: 2,300 queries x 100 pairs did not fit the session on a shared machine
-#: (its copy is in cnn-fc's top 10 for 98.3% of the queries)
-TOP_OF = {"copydays": 10}
 
 
 class Benchmark:
@@ -139,44 +141,81 @@ class Benchmark:
         return [features[n] for n in self.protocol.imlist], [features[n] for n in self.protocol.qimlist]
 
     def ranking(self) -> tuple[np.ndarray, np.ndarray]:
-        return search_all(self.database, self.queries)
+        if not hasattr(self, "_ranking"):
+            self._ranking = search_all(self.database, self.queries)
+        return self._ranking
+
+    def average_precision(self, ids: np.ndarray) -> np.ndarray:
+        """Per-query AP of full rankings ``ids (Q, N)``, all queries at once: the trapezoid AP
+        with junk removed that :func:`evaluate_rankings` computes one query at a time."""
+        if not hasattr(self, "_positive"):
+            shape = (len(self.queries), len(self.database))
+            self._positive, self._junk = np.zeros(shape, bool), np.zeros(shape, bool)
+            for q, g in enumerate(self.protocol.gnd):
+                self._positive[q, g["ok"]], self._junk[q, g["junk"]] = True, True
+            self._positive &= ~self._junk  # both ok and junk: junk, as in revisitop
+        hit, junk = np.take_along_axis(self._positive, ids, 1), np.take_along_axis(self._junk, ids, 1)
+        ranks = np.arange(ids.shape[1])[None] - np.cumsum(junk, axis=1)  # junk-free, 0-based
+        found = np.cumsum(hit, axis=1) - 1  # positives before this one
+        with np.errstate(divide="ignore", invalid="ignore"):
+            before = np.where(ranks == 0, 1.0, found / ranks)
+            at = (found + 1) / (ranks + 1)
+        return np.where(hit, (before + at) / 2, 0.0).sum(axis=1) / self._positive.sum(axis=1)
 
 
 _worker: dict = {}
 
 
-def _init_verifier(cache: str, dataset: str, imlist: list[str], qimlist: list[str], kind: str, options: dict):
-    top = TOP_OF.get(dataset, TOP)
+def _init_verifier(cache: str, dataset: str, imlist: list[str], qimlist: list[str], kind: str):
     features = load_local(Path(cache) / f"{dataset}-{kind}.npz")
-    _worker["step"] = SpatialVerification(top, **options).fit(local=[features[n] for n in imlist])
+    _worker["step"] = SpatialVerification(TOP).fit(local=[features[n] for n in imlist])
     _worker["queries"] = [features[n] for n in qimlist]
 
 
-def _verify_queries(args) -> np.ndarray:
+def _verify_queries(args) -> tuple[np.ndarray, np.ndarray]:
     rows, ids = args
     return _worker["step"].verify([_worker["queries"][r] for r in rows], ids)
 
 
-def inlier_table(bench: Benchmark, kind: str, workers: int = 2, **options) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, inliers)``, both ``(Q, TOP)``: the global top candidates of each query and their
-    RANSAC inlier counts, computed once in ``workers`` processes and cached."""
+def table_path(bench: Benchmark, kind: str, partial: bool = False) -> Path:
+    return bench.cache / f"{bench.label.replace('/', '-')}-{kind}-top{TOP}{'.partial' if partial else ''}.npz"
+
+
+def read_table(bench: Benchmark, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(ids, inliers, matches)``, each ``(Q, TOP)``: the global top candidates of each query,
+    their RANSAC inlier counts and tentative matches (``-1`` for queries not verified yet, when
+    only part of the table is done); ``None`` before :func:`inlier_table` has started."""
+    for path in (table_path(bench, kind), table_path(bench, kind, partial=True)):
+        if path.is_file():
+            with np.load(path) as stored:
+                return stored["ids"], stored["inliers"], stored["matches"]
+    return None
+
+
+def inlier_table(bench: Benchmark, kind: str, workers: int = 2, chunk: int = 50) -> None:
+    """Verify every query's global top ``TOP`` in ``workers`` processes, ``chunk`` queries at a
+    time in a random order, saving the part done after each chunk: an interrupted run resumes,
+    and the queries done so far are a random sample (what :func:`table` evaluates on meanwhile)."""
     import multiprocessing
 
-    suffix = "".join(f"-{k}{v}" for k, v in sorted(options.items()))
-    out = bench.cache / f"{bench.label.replace('/', '-')}-{kind}{suffix}-inliers.npz"
-    if out.is_file():
-        with np.load(out) as stored:
-            return stored["ids"], stored["inliers"]
-    ids = bench.ranking()[1][:, :TOP_OF.get(bench.dataset, TOP)]
-    chunks = [(rows, ids[rows]) for rows in np.array_split(np.arange(len(ids)), 8 * workers)]
+    if table_path(bench, kind).is_file():
+        return
+    ids = bench.ranking()[1][:, :TOP]
+    done = read_table(bench, kind)
+    inliers, matches = (np.full(ids.shape, -1, np.int64) for _ in range(2)) if done is None else done[1:]
+    order = np.random.default_rng(0).permutation(len(ids))
+    todo = order[inliers[order, 0] < 0]
+    chunks = [(rows, ids[rows]) for rows in np.array_split(todo, max(1, -(-len(todo) // chunk)))]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(
             workers, _init_verifier, (str(bench.cache), bench.dataset, bench.protocol.imlist,
-                                      bench.protocol.qimlist, kind, options)) as pool:
-        inliers = np.concatenate(pool.map(_verify_queries, chunks))
-    print(f"{out.name}: {time.perf_counter() - start:.0f} s", flush=True)
-    np.savez(out, ids=ids, inliers=inliers)
-    return ids, inliers
+                                      bench.protocol.qimlist, kind)) as pool:
+        for (rows, _), (a, m) in zip(chunks, pool.imap(_verify_queries, chunks)):
+            inliers[rows], matches[rows] = a, m
+            np.savez(table_path(bench, kind, partial=True), ids=ids, inliers=inliers, matches=matches)
+    np.savez(table_path(bench, kind), ids=ids, inliers=inliers, matches=matches)
+    table_path(bench, kind, partial=True).unlink()
+    print(f"{table_path(bench, kind).name}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 class CachedVerification(SpatialVerification):
@@ -185,175 +224,260 @@ class CachedVerification(SpatialVerification):
 
     needs_local = False
 
-    def __init__(self, ids: np.ndarray, inliers: np.ndarray, min_inliers: int) -> None:
-        super().__init__(ids.shape[1], min_inliers=min_inliers)
-        self.table = [dict(zip(row_ids.tolist(), row.tolist())) for row_ids, row in zip(ids, inliers)]
+    def __init__(self, table: tuple[np.ndarray, np.ndarray, np.ndarray], min_inliers: int,
+                 inlier_ratio: float = 0.0, inlier_weight: float = 0.0) -> None:
+        ids, inliers, matches = table
+        super().__init__(ids.shape[1], min_inliers=min_inliers, inlier_ratio=inlier_ratio,
+                         inlier_weight=inlier_weight)
+        self.table = table
 
     def fit(self, database=None, ids=None, local=None):
         return self
 
     def verify(self, local, ids):
-        top = min(self.top, ids.shape[1])
-        return np.array([[table.get(int(i), 0) for i in row[:top]] for table, row in zip(self.table, ids)])
+        known, inliers, matches = (t[:, :min(self.top, ids.shape[1])] for t in self.table)
+        if np.array_equal(ids[:, :known.shape[1]], known):  # sv first in the chain: the global top
+            return inliers, matches
+        rows = [dict(zip(r.tolist(), zip(a.tolist(), b.tolist()))) for r, a, b in zip(known, inliers, matches)]
+        pairs = np.array([[row.get(int(i), (0, 0)) for i in r[:known.shape[1]]] for row, r in zip(rows, ids)])
+        return pairs[..., 0], pairs[..., 1]
 
 
-def run_chain(bench: Benchmark, steps: list) -> tuple[dict, float]:
-    """Evaluate a chain of steps; returns the result and the online ms per query."""
+def run_chain(bench: Benchmark, steps: list) -> tuple[np.ndarray, float]:
+    """Per-query AP of a chain of steps, and its online CPU ms per query."""
     if not steps:
-        return evaluate_rankings(bench.ranking()[1], bench.protocol), 0.0
+        return bench.average_precision(bench.ranking()[1]), 0.0
     ids, timing = rerank_rankings(steps, bench.database, bench.queries)
-    return evaluate_rankings(ids, bench.protocol), timing["cpu_ms_per_query"]
+    return bench.average_precision(ids), timing["cpu_ms_per_query"]
 
 
-def time_verification(bench: Benchmark, kind: str, queries: int = 3) -> dict:
-    """Real spatial verification of the top ``TOP`` for the first ``queries`` queries: ms per query,
-    and the share of it spent matching against RANSAC (timed apart on the same pairs)."""
-    from lookalike.rerank.spatial import estimate_geometry, match_features
-
+def time_verification(bench: Benchmark, kind: str, queries: int = 5) -> dict:
+    """Real spatial verification of the top ``TOP`` for the first ``queries`` queries: wall and
+    CPU ms per query, and the share of it spent matching against RANSAC."""
     database_local, query_local = bench.local(kind)
-    scores, ids = bench.ranking()
-    scores, ids = scores[:queries], ids[:queries]
-    steps = parse_steps("sv", rerank_top=TOP)
-    cpu = time.process_time()
-    _, timing = rerank_rankings(steps, bench.database, bench.queries[:queries],
-                                database_local=database_local, query_local=query_local[:queries])
-    cpu = time.process_time() - cpu  # the CPU it took: the wall time on an idle core
-    matching = ransac = 0.0
-    for q in range(queries):
-        for ident in ids[q, :TOP]:
-            query, candidate = query_local[q], database_local[ident]
-            start = time.process_time()
-            matches = match_features(query.descriptors, candidate.descriptors)
-            middle = time.process_time()
-            estimate_geometry(query.keypoints[matches[:, 0], :2], candidate.keypoints[matches[:, 1], :2],
-                              threshold=0.01 * max(candidate.size))
-            matching, ransac = matching + middle - start, ransac + time.process_time() - middle
-    return {"wall_ms_per_query": timing["ms_per_query"], "ms_per_query": 1000 * cpu / queries,
-            "matching_share": matching / (matching + ransac),
-            "keypoints": float(np.mean([len(f.keypoints) for f in query_local[:queries]]))}
+    step = SpatialVerification(TOP).fit(local=database_local)
+    ids = bench.ranking()[1][:queries, :TOP]
+    step.verify(query_local[:1], ids[:1])  # warm up: imports, first allocations
+    step.timing = VerificationTiming()
+    step.verify(query_local[:queries], ids)
+    t = step.timing
+    return {"wall_ms_per_query": 1000 * (t.matching + t.ransac) / queries,
+            "ms_per_query": 1000 * (t.matching_cpu + t.ransac_cpu) / queries, "matching_share": t.matching_share,
+            "matching_cpu_ms": 1000 * t.matching_cpu / queries, "ransac_cpu_ms": 1000 * t.ransac_cpu / queries,
+            "keypoints": float(np.mean([len(f.keypoints) for f in query_local[:queries]])),
+            "load_average": os.getloadavg()[0]}
 
 
-def chains(bench: Benchmark, params: dict) -> dict[str, list]:
-    """The table's columns: name -> steps (the ``sv`` ones read the cached inlier tables)."""
-    def sv(kind):
-        return CachedVerification(*inlier_table(bench, kind), min_inliers=params[f"min_inliers_{kind}"])
-
-    def qe(verified_only=False):
-        return QueryExpansion(params["qe_k"], verified_only=verified_only)
-
-    def alpha_qe():
-        return parse_steps("qe", qe_k=params["aqe_k"], alpha=3.0)[0]
-
-    def dba_qe():
-        return parse_steps("dba,qe", dba_k=params["dba_k"], dba_alpha=3.0, qe_k=params["dba_qe_k"], alpha=3.0)
-
-    def diffusion():
-        return parse_steps("diffusion", diffusion_k=params["diffusion_k"], kq=params["kq"],
-                           diffusion_alpha=params["diffusion_alpha"])[0]
-
-    columns = {
-        "global": [], "+SV (SIFT)": [sv("sift")], "+SV (DELF)": [sv("delf")] if bench.has("delf") else None,
-        "+AQE": [qe()],
-        "+alpha-QE": [alpha_qe()], "+DBA+QE": dba_qe(), "+diffusion": [diffusion()],
-        "SV + alpha-QE": [sv(params["best_local"]), alpha_qe()],
-        "SV + verified QE": [sv(params["best_local"]), qe(verified_only=True)],
-        "SV + DBA+QE": [sv(params["best_local"]), *dba_qe()],
-        "SV + diffusion": [sv(params["best_local"]), diffusion()],
-        "DBA+QE + diffusion": [*parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
-        "SV + DBA + diffusion": [sv(params["best_local"]),
-                                 *parse_steps("dba", dba_k=params["dba_k"], dba_alpha=3.0), diffusion()],
-    }
-    return {name: steps for name, steps in columns.items() if steps is not None}
+def verify_all(args) -> None:
+    """Inlier tables of every benchmark (and of the tuning split) with each local feature."""
+    for dataset, name in (TUNE, *BENCHMARKS.values()):
+        bench = Benchmark(args.data, args.cache, dataset, name)
+        if dataset in args.datasets:
+            for kind in ("sift", "delf"):
+                if bench.has(kind):
+                    inlier_table(bench, kind)
 
 
-COMBINATIONS = ("SV + alpha-QE", "SV + verified QE", "SV + DBA+QE", "SV + diffusion", "DBA+QE + diffusion",
-                "SV + DBA + diffusion")
+# ---- fair choice of every parameter ------------------------------------------------------------------
+#: the table's columns; "best combination" is chosen among COMBINATIONS
+COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
+COMBINATIONS = ("SV + verified alpha-QE", "SV + DBA+QE", "SV + diffusion", "SV + DBA + diffusion")
+#: spatial verification: min_inliers, inlier_ratio, inlier_weight
+SV_GRID = [(m, r, w) for w in (0.0, 0.1, 0.2, 0.5) for r in (0.0, 0.01, 0.02, 0.05, 0.1)
+           for m in (6, 8, 10, 12, 15, 20, 30)]
+QE_GRID = (1, 2, 3, 5, 10)
+DBA_GRID = [(d, q) for d in (1, 2, 3, 5, 10) for q in (1, 2, 5, 10)]
+DIFFUSION_GRID = [(k, a, kq) for k in (5, 10, 20) for a in (0.5, 0.9, 0.99) for kq in (1, 3, 5)]
 
 
-def tune(args) -> None:
-    """Choose every hyper-parameter on eth80/instance-train (no test object), one family at a time."""
-    bench = Benchmark(args.data, args.cache, *TUNE)
-    found: dict = {}
-
-    def best(label, candidates):
-        scores = {value: run_chain(bench, make())[0]["map"] for value, make in candidates.items()}
-        print(f"{label}: " + ", ".join(f"{v}: {m:.4f}" for v, m in scores.items()), flush=True)
-        return max(scores, key=scores.get), scores
-
-    print(f"global: {run_chain(bench, [])[0]['map']:.4f}")
-    for kind in ("sift", "delf"):
-        ids, inliers = inlier_table(bench, kind)
-        found[f"min_inliers_{kind}"], _ = best(f"sv {kind} min_inliers", {
-            m: (lambda m=m: [CachedVerification(ids, inliers, m)]) for m in (4, 6, 8, 12, 16, 24, 32, 64, 128)})
-    found["qe_k"], _ = best("AQE k", {k: (lambda k=k: parse_steps("qe", qe_k=k)) for k in (1, 2, 3, 5, 10, 20)})
-    found["aqe_k"], _ = best("alpha-QE k", {
-        k: (lambda k=k: parse_steps("qe", qe_k=k, alpha=3.0)) for k in (2, 5, 10, 20, 40)})
-    pairs, _ = best("DBA k, QE k (alpha 3)", {
-        (d, q): (lambda d=d, q=q: parse_steps("dba,qe", dba_k=d, dba_alpha=3.0, qe_k=q, alpha=3.0))
-        for d in (2, 3, 5, 10) for q in (1, 2, 5, 10)})
-    found["dba_k"], found["dba_qe_k"] = pairs
-    triples, _ = best("diffusion k, alpha, kq", {
-        (k, a, kq): (lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq))
-        for k in (5, 10, 20, 50) for a in (0.5, 0.9, 0.99) for kq in (1, 5)})
-    found["diffusion_k"], found["diffusion_alpha"], found["kq"] = triples
-    sv_maps = {kind: run_chain(bench, [CachedVerification(*inlier_table(bench, kind), found[f"min_inliers_{kind}"])])
-               [0]["map"] for kind in ("sift", "delf")}
-    found["best_local"] = max(sv_maps, key=sv_maps.get)
-    columns = chains(bench, found)
-    found["best_combination"], _ = best("combination", {name: (lambda name=name: columns[name])
-                                                        for name in COMBINATIONS})
-    print(json.dumps(found))
-    (args.cache / "tuned.json").write_text(json.dumps(found))
+def qe(k, verified_only=False):
+    return QueryExpansion(k, alpha=3.0, verified_only=verified_only)
 
 
-def oracle(bench: Benchmark, params: dict) -> dict:
-    """The best of a small grid of chains and parameters chosen on this benchmark itself: an
-    optimistic bound that shows how much tuning on the test data would add (not a fair result)."""
-    grid = {}
-    for m in (8, 12, 16, 24):
-        grid[f"SV {params['best_local']} min_inliers={m}"] = lambda m=m: [
-            CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m)]
-    for k in (10, 20):
-        for a in (0.5, 0.9):
-            for kq in (1, 3):
-                name = f"diffusion k={k} alpha={a} kq={kq}"
-                grid[name] = lambda k=k, a=a, kq=kq: parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)
-                for m in (12, 16):
-                    grid[f"SV {params['best_local']} min_inliers={m} + {name}"] = lambda k=k, a=a, kq=kq, m=m: [
-                        CachedVerification(*inlier_table(bench, params["best_local"]), min_inliers=m),
-                        *parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)]
-    results = {}
-    for name, make in grid.items():
-        result, ms = run_chain(bench, make())
-        results[name] = {"map": result["map"], "ms": ms,
-                         "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
-    best = max(results, key=lambda n: results[n]["map"])
-    print(f"{bench.label} oracle: {best} {results[best]['map']:.4f}", flush=True)
-    return {"best": best, **results[best]}
+def dba(d):
+    return parse_steps("dba", dba_k=d, dba_alpha=3.0)[0]
+
+
+def diffusion(k, a, kq):
+    return parse_steps("diffusion", diffusion_k=k, diffusion_alpha=a, kq=kq)[0]
+
+
+class Chains:
+    """Every chain of a benchmark by (column, parameters), and the per-query AP of each, computed
+    once (the ``sv`` steps read the cached inlier tables)."""
+
+    def __init__(self, bench: Benchmark) -> None:
+        self.bench, self.ap, self.ms = bench, {}, {}
+        reference = [q["ap"] for q in evaluate_rankings(bench.ranking()[1], bench.protocol)["per_query"]]
+        np.testing.assert_allclose(bench.average_precision(bench.ranking()[1]), reference, atol=1e-9)
+        self.tables = {kind: read_table(bench, kind) for kind in ("sift", "delf")}
+        self.tables = {kind: table for kind, table in self.tables.items() if table is not None}
+        #: the queries each table has verified (all, unless a run is still going)
+        self.done = {kind: table[1][:, 0] >= 0 for kind, table in self.tables.items()}
+
+    def sv(self, kind: str, config: tuple) -> CachedVerification:
+        return CachedVerification(self.tables[kind], *config)
+
+    def grid(self, column: str, chosen: dict) -> dict:
+        """``{parameters: steps factory}`` of a column; the ``SV + ...`` chains start with the
+        verification chosen for ``+SV (<chosen["local"]>)``."""
+        if column == "global":
+            return {(): list}
+        if column.startswith("+SV"):
+            kind = "sift" if "SIFT" in column else "delf"
+            return {c: (lambda c=c: [self.sv(kind, c)]) for c in SV_GRID} if kind in self.tables else {}
+        if column in ("+AQE", "+alpha-QE"):
+            alpha = 3.0 if column == "+alpha-QE" else 0.0
+            return {(k,): (lambda k=k: [QueryExpansion(k, alpha=alpha)]) for k in QE_GRID}
+        if column == "+DBA+QE":
+            return {(d, q): (lambda d=d, q=q: [dba(d), qe(q)]) for d, q in DBA_GRID}
+        if column == "+diffusion":
+            return {c: (lambda c=c: [diffusion(*c)]) for c in DIFFUSION_GRID}
+        local = chosen["local"]
+
+        def sv():
+            return self.sv(local, chosen[f"+SV ({local.upper()})"])
+        if column == "SV + verified alpha-QE":
+            return {(k,): (lambda k=k: [sv(), qe(k, verified_only=True)]) for k in QE_GRID}
+        if column == "SV + DBA+QE":
+            return {c: (lambda c=c: [sv(), dba(c[0]), qe(c[1])]) for c in DBA_GRID}
+        if column == "SV + diffusion":
+            return {c: (lambda c=c: [sv(), diffusion(*c)]) for c in DIFFUSION_GRID}
+        if column == "SV + DBA + diffusion":
+            d = chosen["+DBA+QE"][0]
+            return {c: (lambda c=c: [sv(), dba(d), diffusion(*c)]) for c in DIFFUSION_GRID}
+        raise KeyError(column)
+
+    def uses(self, column: str, chosen: dict) -> np.ndarray:
+        """``(Q,)`` bool: the queries whose result in ``column`` is known (every query, except in
+        the columns that read an inlier table still being computed)."""
+        kind = ("sift" if "SIFT" in column else "delf") if column.startswith("+SV") else (
+            chosen.get("local") if column.startswith("SV") else None)
+        return self.done[kind] if kind else np.ones(len(self.bench.queries), bool)
+
+    def score(self, column: str, config: tuple, make) -> np.ndarray:
+        """Per-query AP of one chain (cached); its online CPU ms per query goes to ``self.ms``."""
+        key = (column, config)
+        if key not in self.ap:
+            self.ap[key], self.ms[key] = run_chain(self.bench, make())
+        return self.ap[key]
+
+
+def choose(chains: Chains, queries: np.ndarray) -> dict:
+    """Every column's parameters (and the best combination), chosen by mean AP over the
+    ``queries`` (bool mask) of ``chains``' benchmark alone, one column at a time."""
+    chosen: dict = {}
+    for column in (*COLUMNS, *COMBINATIONS):
+        grid = chains.grid(column, chosen)
+        if grid:
+            on = queries & chains.uses(column, chosen)
+            maps = {c: chains.score(column, c, make)[on].mean() for c, make in grid.items()}
+            chosen[column] = max(maps, key=maps.get)  # the first of equals: grids go from simple to strong
+        if column == "+SV (DELF)":  # the local features for the chains: compared on the same queries
+            on = queries & np.logical_and.reduce(list(chains.done.values()))
+            sv_maps = {kind: chains.ap[(f"+SV ({kind.upper()})", chosen[f"+SV ({kind.upper()})"])][on].mean()
+                       for kind in chains.tables}
+            chosen["local"] = max(sv_maps, key=sv_maps.get)
+    on = queries & chains.done[chosen["local"]]
+    combos = {c: chains.ap[(c, chosen[c])][on].mean() for c in COMBINATIONS}
+    chosen["best combination"] = max(combos, key=combos.get)
+    return chosen
+
+
+def folds(protocol) -> np.ndarray:
+    """Fold (0 or 1) of each query: the queries that share positives (copies of one original,
+    photos of one scene) form a group, and groups alternate between folds, so that no group is
+    on both sides of the split."""
+    groups = [tuple(sorted(g["ok"])) for g in protocol.gnd]
+    order = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    return np.array([order[g] % 2 for g in groups])
 
 
 def table(args) -> None:
-    params = json.loads((args.cache / "tuned.json").read_text())
-    results: dict = {}
+    """Every column of every benchmark with parameters chosen fairly: eth80 rows on
+    eth80/instance-train, landmarks and copydays by two-fold cross-validation over their queries
+    (parameters chosen on one fold, AP reported on the other, both ways; the mAP is over all
+    queries, each scored with the parameters chosen without it)."""
+    if "eth80" in args.datasets:
+        tune = Chains(Benchmark(args.data, args.cache, *TUNE))
+        on_train = choose(tune, np.ones(len(tune.bench.queries), bool))
+        print("chosen on eth80/instance-train:", on_train, flush=True)
+    results = {}
     for label, (dataset, name) in BENCHMARKS.items():
         if dataset not in args.datasets:
             continue
-        bench = Benchmark(args.data, args.cache, dataset, name)
-        columns = chains(bench, params)
-        results[label] = {"descriptor": bench.descriptor["name"], "columns": {}}
-        for column, steps in columns.items():
-            result, ms = run_chain(bench, steps)
-            results[label]["columns"][column] = {
-                "map": result["map"], "ms": ms,
-                "per_attack": {a: r["map"] for a, r in result.get("per_attack", {}).items()}}
-            print(f"{label} {column}: {result['map']:.4f} ({ms:.1f} ms/query)", flush=True)
-        results[label]["oracle"] = oracle(bench, params)
-        results[label]["sv_timing"] = {kind: time_verification(bench, kind) for kind in ("sift", "delf")
-                                       if bench.has(kind)}
-        print(label, results[label]["sv_timing"], flush=True)
+        chains = Chains(Benchmark(args.data, args.cache, dataset, name))
+        protocol, n = chains.bench.protocol, len(chains.bench.queries)
+        sides = [np.ones(n, bool)] if dataset == "eth80" else [folds(protocol) == f for f in (0, 1)]
+        choices = [on_train] if dataset == "eth80" else [choose(chains, ~side) for side in sides]
+        columns = {}
+        for column in (*COLUMNS, "best combination"):
+            if column not in choices[0]:
+                continue  # no local features of that kind
+            ap, ms, picked, reported = np.zeros(n), [], [], np.zeros(n, bool)
+            for side, chosen in zip(sides, choices):
+                actual = chosen[column] if column == "best combination" else column
+                config = chosen[actual]
+                ap[side] = chains.score(actual, config, chains.grid(actual, chosen)[config])[side]
+                reported |= side & chains.uses(actual, chosen)
+                ms.append(chains.ms[(actual, config)])
+                picked.append(f"{actual} {config}" if column == "best combination" else str(config))
+            columns[column] = {"map": float(ap[reported].mean()), "ms": float(np.mean(ms)), "chosen": picked,
+                               "queries": int(reported.sum()), "per_attack": _per_attack(protocol, ap, reported)}
+            if not reported.all():  # a sample: the global ranking's mAP on the same queries, to compare
+                columns[column]["global_on_same_queries"] = float(chains.ap[("global", ())][reported].mean())
+            print(f"{label} {column}: {ap[reported].mean():.4f} on {reported.sum()} queries {picked}", flush=True)
+        results[label] = {"descriptor": chains.bench.descriptor["name"], "columns": columns,
+                          "choices": choices, "limits": limits(chains, choices, sides),
+                          "sv_timing": {kind: time_verification(chains.bench, kind) for kind in chains.tables}}
+        print(label, results[label]["limits"], results[label]["sv_timing"], flush=True)
     out = args.cache / "table.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    out.write_text(json.dumps(previous | results, indent=1))
+    out.write_text(json.dumps(previous | results, indent=1, default=str))
+
+
+def _per_attack(protocol, ap: np.ndarray, reported: np.ndarray) -> dict:
+    if not protocol.qattack:
+        return {}
+    attacks = np.array(protocol.qattack)
+    return {a: float(ap[reported & (attacks == a)].mean()) for a in dict.fromkeys(protocol.qattack)}
+
+
+def limits(chains: Chains, choices: list[dict], sides: list[np.ndarray]) -> dict:
+    """What bounds spatial verification: queries with a positive outside the short list, and
+    the inliers and tentative matches of verified positives and of verified negatives."""
+    protocol = chains.bench.protocol
+    out = {}
+    for kind, (ids, inliers, matches) in chains.tables.items():
+        positive = np.array([[i in set(g["ok"]) for i in row] for row, g in zip(ids, protocol.gnd)])
+        negative = ~positive & ~np.array([[i in set(g["junk"]) for i in row] for row, g in zip(ids, protocol.gnd)])
+        done = chains.done[kind]  # the queries verified so far
+        positive, negative = positive & done[:, None], negative & done[:, None]
+        verified = np.zeros_like(positive)
+        for side, chosen in zip(sides, choices):
+            m, r, _ = chosen[f"+SV ({kind.upper()})"]
+            verified[side] = (inliers[side] >= m) & (inliers[side] > r * matches[side])
+        in_list = positive.any(axis=1)
+        every = np.array([len(g["ok"]) for g in protocol.gnd])
+        out[kind] = {
+            "queries": int(done.sum()),
+            "queries_with_all_positives_in_list": float(np.mean((positive.sum(axis=1) >= every)[done])),
+            "queries_with_a_positive_in_list": float(in_list[done].mean()),
+            "positives_verified": float(verified[positive].mean()),
+            "negatives_verified_per_query": float((verified & negative).sum(axis=1).mean()),
+            "median_inliers_positive": float(np.median(inliers[positive])),
+            "median_inliers_verified_negative": float(np.median(inliers[verified & negative]))
+            if (verified & negative).any() else 0.0,
+            "median_matches_positive": float(np.median(matches[positive])),
+            "median_matches_negative": float(np.median(matches[negative])),
+        }
+        if protocol.qattack:
+            attacks = np.array(protocol.qattack)
+            out[kind]["per_attack_positive_in_list"] = {
+                a: float(in_list[done & (attacks == a)].mean()) for a in dict.fromkeys(protocol.qattack)}
+            out[kind]["per_attack_positive_verified"] = {
+                a: float(verified[positive & (attacks == a)[:, None]].mean()) for a in dict.fromkeys(protocol.qattack)}
+    return out
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -398,76 +522,60 @@ def scaling(args) -> None:
     (args.cache / "scaling.json").write_text(json.dumps(rows, indent=1))
 
 
-COLUMNS = ("global", "+SV (SIFT)", "+SV (DELF)", "+AQE", "+alpha-QE", "+DBA+QE", "+diffusion")
-
-
 def report(args) -> None:
     """Markdown tables from the cached results (what docs/benchmarks.md shows)."""
-    results = json.loads((args.cache / "table.json").read_text())
-    params = json.loads((args.cache / "tuned.json").read_text())
-    best = params["best_combination"]
-    print("| benchmark | " + " | ".join(COLUMNS) + f" | best: {best} | best on this data |")
-    print("|---" * (len(COLUMNS) + 3) + "|")
-    rows = []
+    results = {label: result for label, result in json.loads((args.cache / "table.json").read_text()).items()
+               if "choices" in result}  # not those of an older version of this script
+    names = (*COLUMNS, "best combination")
+    print("| benchmark | global | +SV (SIFT) | +SV (deep local) | +AQE | +alpha-QE | +DBA+QE | +diffusion "
+          "| best combination |\n|---|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
-        columns = result["columns"]
-        sv_ms = {kind: t["ms_per_query"] for kind, t in result["sv_timing"].items()}
+        columns, sv = result["columns"], result["sv_timing"]
         ms = {name: c["ms"] for name, c in columns.items()}
-        for kind, name in (("sift", "+SV (SIFT)"), ("delf", "+SV (DELF)")):
-            if kind in sv_ms:
-                ms[name] = sv_ms[kind]
-        for name in columns:
-            if name.startswith("SV "):
-                ms[name] = columns[name]["ms"] + sv_ms[params["best_local"]]
+        for kind in sv:
+            ms[f"+SV ({kind.upper()})"] = sv[kind]["ms_per_query"]
+        ms["best combination"] += sv[result["choices"][0]["local"]]["ms_per_query"]
 
-        def cell(name):
+        def cell(name, attack=None):
             if name not in columns:
                 return "not measured"
-            return f"{columns[name]['map']:.3f}" + (f" ({ms[name]:.0f} ms)" if ms[name] else "")
-        oracle = result["oracle"]
-        columns[oracle["best"]], ms[oracle["best"]] = oracle, oracle["ms"] + (
-            sv_ms.get(params["best_local"], 0.0) if oracle["best"].startswith("SV") else 0.0)
-        top = max((n for n in columns), key=lambda n: columns[n]["map"])
-        rows.append(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in COLUMNS)
-                    + f" | {cell(best)} | {cell(top)}: {top} |")
-        if "copydays" in label:
-            attacks = sorted(columns["global"]["per_attack"])
-            for attack in attacks:
-                values = [f"{columns[n]['per_attack'][attack]:.3f}" if n in columns else "-" for n in (*COLUMNS, best)]
-                rows.append(f"| copydays {attack} | " + " | ".join(values)
-                            + f" | {columns[top]['per_attack'][attack]:.3f} |")
-    print("\n".join(rows))
-    print()
-    print("| benchmark | local features | CPU ms/query, 100 candidates | wall ms (shared machine) "
-          "| share matching | query keypoints |")
-    print("|---|---|---|---|---|---|")
+            c = columns[name]
+            value = c["map"] if attack is None else c["per_attack"][attack]
+            text = f"{value:.3f}" + (f" ({ms[name]:.0f} ms)" if attack is None and ms[name] >= 0.5 else "")
+            if attack is None and "global_on_same_queries" in c:
+                text += f", {c['queries']} queries (global on them: {c['global_on_same_queries']:.3f})"
+            return text
+        print(f"| {label} ({result['descriptor']}) | " + " | ".join(cell(n) for n in names) + " |")
+        for attack in sorted(columns["global"]["per_attack"]):
+            print(f"| copydays {attack} | " + " | ".join(cell(n, attack) for n in names) + " |")
+    print("\n| benchmark | +SV (SIFT) | +SV (deep local) | +AQE | +alpha-QE | +DBA+QE | +diffusion "
+          "| best combination |\n|---|---|---|---|---|---|---|---|")
+    for label, result in results.items():
+        print(f"| {label} | " + " | ".join(" / ".join(result["columns"][n]["chosen"]) if n in result["columns"]
+                                          else "-" for n in names[1:]) + " |")
+    print("\n| benchmark | local features | CPU ms/query | matching CPU ms | RANSAC CPU ms | share matching "
+          "| query keypoints | wall ms (load) |\n|---|---|---|---|---|---|---|---|")
     for label, result in results.items():
         for kind, t in result["sv_timing"].items():
-            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['wall_ms_per_query']:.0f} "
-                  f"| {t['matching_share']:.2f} | {t['keypoints']:.0f} |")
-    scaling = json.loads((args.cache / "scaling.json").read_text())
+            print(f"| {label} | {kind} | {t['ms_per_query']:.0f} | {t['matching_cpu_ms']:.0f} "
+                  f"| {t['ransac_cpu_ms']:.0f} | {t['matching_share']:.2f} | {t['keypoints']:.0f} "
+                  f"| {t['wall_ms_per_query']:,.0f} ({t['load_average']:.0f}) |")
     print()
-    print("| database | graph build s | graph MB | edges/node | diffusion ms/query | truncated (2,000) ms/query "
-          "| alpha-QE ms/query | DBA fit s | DBA search ms/query |")
-    print("|---" * 9 + "|")
-    for r in scaling:
-        print(f"| {r['n']:,} | {r['graph_build_s']:.2f} | {r['graph_mb']:.1f} | {r['edges_per_node']:.1f} "
-              f"| {r['diffusion']:.1f} | {r['diffusion truncated 2000']:.1f} | {r['alpha-QE k=2']:.2f} "
-              f"| {r['dba_fit_s']:.2f} | {r['DBA search']:.2f} |")
-    print()
-    print(json.dumps(params))
+    for label, result in results.items():
+        print(label, json.dumps(result["limits"]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["features", "tune", "table", "scaling", "report"])
+    parser.add_argument("command", choices=["features", "verify", "table", "scaling", "report"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("bench-output/rerank-cache"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--dim", type=int, default=128, help="scaling: vector dimension")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    {"features": features, "tune": tune, "table": table, "scaling": scaling, "report": report}[args.command](args)
+    commands = {"features": features, "verify": verify_all, "table": table, "scaling": scaling, "report": report}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

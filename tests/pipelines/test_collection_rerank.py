@@ -171,7 +171,8 @@ def test_bad_combinations_are_one_line_errors(plain):
 
 def test_cli_search_with_sv_and_qe(verified, tmp_path):
     result = _cli("search", verified / "query.jpg", "-c", verified / "c", "-k", "3", "--rerank", "sv,qe",
-                  "--qe-k", "2", "--alpha", "3", "--model", "affine", "--json", "--html", tmp_path / "r.html")
+                  "--qe-k", "2", "--alpha", "3", "--model", "affine", "--inlier-ratio", "0.05",
+                  "--inlier-weight", "0.1", "--json", "--html", tmp_path / "r.html")
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     top = payload["results"][0]

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from lookalike.errors import LookalikeError
-from lookalike.rerank.spatial import estimate_geometry, match_features, spatial_rerank, verify_pair
+from lookalike.rerank.spatial import (
+    estimate_geometry,
+    match_features,
+    match_many,
+    spatial_rerank,
+    verification_order,
+    verify_pair,
+)
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
@@ -104,3 +111,44 @@ def test_spatial_rerank_puts_verified_first_and_keeps_the_rest_in_order():
     np.testing.assert_array_equal(new_scores, scores[[5, 1, 3, 4, 0, 2]])
     with pytest.raises(LookalikeError, match="equal-length"):
         spatial_rerank(scores, ids, inliers[:3])
+
+
+def test_verification_order_with_an_inlier_ratio_and_a_combined_score_by_hand():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    inliers = np.array([12, 30, 0, 9, 15])
+    matches = np.array([400, 100, 50, 60, 100])
+    # chance: 0.05 * matches = 20, 5, 2.5, 3, 5 -> excess -8, 25, -2.5, 6, 10
+    order, verified = verification_order(scores, inliers, matches, min_inliers=10, inlier_ratio=0.05)
+    np.testing.assert_array_equal(verified, [False, True, False, False, True])
+    np.testing.assert_array_equal(order, [1, 4, 0, 2, 3])  # by inliers, then the rest in order
+    order, _ = verification_order(scores, inliers, matches, min_inliers=10, inlier_ratio=0.05, inlier_weight=0.1)
+    key = scores + 0.1 * np.log1p([0, 25, 0, 6, 10])  # 0.9, 1.126, 0.7, 0.795, 0.740
+    np.testing.assert_array_equal(order, [1, 4, 0, 3, 2])
+    assert key[3] > key[2]  # candidate 3's 6 inliers beyond chance lift it over candidate 2
+    # without a ratio every candidate with inliers >= min_inliers is verified (the DELG rule)
+    np.testing.assert_array_equal(verification_order(scores, inliers, min_inliers=10)[1], inliers >= 10)
+
+
+@pytest.mark.parametrize("method", ["mutual", "ratio"])
+@pytest.mark.parametrize("unit", [True, False])
+def test_matching_many_candidates_at_once_equals_pair_by_pair(method, unit):
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(60, 8)).astype(np.float32)
+    candidates = [rng.normal(size=(n, 8)).astype(np.float32) for n in (40, 1, 0, 75, 60, 3)]
+    if unit:
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        candidates = [b / np.linalg.norm(b, axis=1, keepdims=True) for b in candidates]
+    # a tiny chunk forces several products with padding between candidates of different sizes
+    for chunk_bytes in (1, 60 * 80 * 4, 1 << 25):
+        many = match_many(a, candidates, method=method, chunk_bytes=chunk_bytes)
+        assert len(many) == len(candidates)
+        for b, pairs in zip(candidates, many):
+            np.testing.assert_array_equal(pairs, match_features(a, b, method=method))
+            if len(b) > 1:  # against the squared distances themselves, not the shared code
+                d = ((a[:, None].astype(np.float64) - b[None]) ** 2).sum(-1)
+                if method == "mutual":
+                    expected = [[i, j] for i, j in enumerate(d.argmin(1)) if d.argmin(0)[j] == i]
+                else:
+                    two = np.sort(d, axis=1)[:, :2]
+                    expected = [[i, j] for i, j in enumerate(d.argmin(1)) if two[i, 0] < 0.64 * two[i, 1]]
+                np.testing.assert_array_equal(pairs, np.array(expected, np.int64).reshape(-1, 2))

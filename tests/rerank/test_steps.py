@@ -125,3 +125,45 @@ def test_steps_check_their_input(data):
     step = DatabaseAugmentation(k=2).fit(database)
     with pytest.raises(LookalikeError, match=r"\(Q=2, K\)"):
         step(queries, np.zeros((2, 3)), np.zeros((2, 4), np.int64))
+
+
+def test_inlier_ratio_verifies_in_proportion_to_the_tentative_matches(data):
+    database, queries = data
+    rng = np.random.default_rng(2)
+    points, descriptors = rng.uniform(0, 200, (40, 2)), _unit(rng.normal(size=(40, 32)))
+    local = [_features(rng.uniform(0, 200, (40, 2)), _unit(rng.normal(size=(40, 32)))) for _ in range(50)]
+    local[17] = _features(points * 0.9 + 5, descriptors)  # all 40 matches agree with one affine map
+    scattered = points * 0.9 + 5
+    scattered[12:] = rng.uniform(0, 200, (28, 2))  # 40 matches, of which 12 agree
+    local[23] = _features(scattered, descriptors)
+    query_local = [_features(points, descriptors), local[0]]
+    scores, ids = _search(database, queries)
+    loose = SpatialVerification(50, min_inliers=8).fit(local=local)
+    inliers, matches = loose.verify(query_local, ids)
+    row = list(ids[0])
+    assert inliers[0, row.index(17)] == matches[0, row.index(17)] == 40
+    assert matches[0, row.index(23)] == 40 and 12 <= inliers[0, row.index(23)] < 20
+    assert loose.timing.pairs == 100 and loose.timing.matching > 0 and loose.timing.ransac > 0
+    assert list(loose(queries, scores, ids, local=query_local)[1][0, :2]) == [17, 23]
+    strict = SpatialVerification(50, min_inliers=8, inlier_ratio=0.5).fit(local=local)
+    _, ranked, counted = strict(queries, scores, ids, local=query_local, return_inliers=True)
+    assert ranked[0, 0] == 17 and counted[0, 0] == 40
+    np.testing.assert_array_equal(ranked[0, 1:], [i for i in ids[0] if i != 17])  # 23 keeps its global rank
+    assert counted[0, list(ranked[0]).index(23)] == 0
+    with pytest.raises(LookalikeError, match="inlier_ratio"):
+        SpatialVerification(inlier_ratio=1.5)
+
+
+def test_exact_search_of_a_whole_ranking_equals_faiss(data):
+    import faiss
+
+    from lookalike.rerank.steps import exact_search
+
+    database, queries = data
+    index = faiss.IndexFlatIP(database.shape[1])
+    index.add(database)
+    for k in (1, 7, 50):
+        scores, rows = exact_search(database, queries, k)
+        expected_scores, expected_rows = index.search(queries, k)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(rows, expected_rows)

@@ -44,6 +44,10 @@ Settings = Annotated[
 RerankTop = Annotated[Optional[int], typer.Option(
     "--rerank-top", "--shortlist", min=1, help="Candidates re-ranked per query (sv, emd) [100].")]
 MinInliers = Annotated[Optional[int], typer.Option(min=1, help="sv: inliers that make a match [8].")]
+InlierRatio = Annotated[Optional[float], typer.Option(
+    min=0.0, max=1.0, help="sv: also need more inliers than this share of the tentative matches [0].")]
+InlierWeight = Annotated[Optional[float], typer.Option(
+    min=0.0, help="sv: sort by global score + w * log(1 + inliers beyond chance), not by inliers [0].")]
 SvModel = Annotated[Optional[str], typer.Option(
     "--sv-model", "--model", help="sv: geometric model fitted by RANSAC, affine or homography [affine].")]
 QeK = Annotated[Optional[int], typer.Option(min=1, help="qe: neighbours averaged into the query [2].")]

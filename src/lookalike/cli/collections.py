@@ -15,6 +15,8 @@ from lookalike.cli.app import (
     DbaK,
     DiffusionAlpha,
     DiffusionK,
+    InlierRatio,
+    InlierWeight,
     Kq,
     MaxPixels,
     MinInliers,
@@ -225,6 +227,8 @@ def search(
         "augmentation), diffusion, e.g. sv,qe or dba,qe."))] = None,
     rerank_top: RerankTop = None,
     min_inliers: MinInliers = None,
+    inlier_ratio: InlierRatio = None,
+    inlier_weight: InlierWeight = None,
     sv_model: SvModel = None,
     qe_k: QeK = None,
     alpha: Alpha = None,
@@ -265,7 +269,8 @@ def search(
     searches, failed = [], []
     with Collection.open(collection) as store:
         if text is None:
-            options = {"min_inliers": min_inliers, "sv_model": sv_model, "qe_k": qe_k, "alpha": alpha,
+            options = {"min_inliers": min_inliers, "inlier_ratio": inlier_ratio, "inlier_weight": inlier_weight,
+                       "sv_model": sv_model, "qe_k": qe_k, "alpha": alpha,
                        "qe_verified": qe_verified, "dba_k": dba_k, "diffusion_k": diffusion_k,
                        "diffusion_alpha": diffusion_alpha, "kq": kq, "truncate": truncate}
             searcher = Searcher(store, rerank=rerank, rerank_top=rerank_top or 100, max_pixels=max_pixels,

@@ -14,6 +14,8 @@ from lookalike.cli.app import (
     DbaK,
     DiffusionAlpha,
     DiffusionK,
+    InlierRatio,
+    InlierWeight,
     Kq,
     MaxPixels,
     MinInliers,
@@ -54,6 +56,8 @@ def evaluate(
         help="Local-feature option as key=value, repeatable, e.g. max_keypoints=500.")] = None,
     rerank_top: RerankTop = None,
     min_inliers: MinInliers = None,
+    inlier_ratio: InlierRatio = None,
+    inlier_weight: InlierWeight = None,
     sv_model: SvModel = None,
     qe_k: QeK = None,
     alpha: Alpha = None,
@@ -85,7 +89,8 @@ def evaluate(
         from lookalike.rerank.steps import parse_steps
 
         steps = parse_steps(rerank, local_features=local_features is not None, rerank_top=rerank_top,
-                            min_inliers=min_inliers, sv_model=sv_model, qe_k=qe_k, alpha=alpha,
+                            min_inliers=min_inliers, inlier_ratio=inlier_ratio, inlier_weight=inlier_weight,
+                            sv_model=sv_model, qe_k=qe_k, alpha=alpha,
                             qe_verified=qe_verified, dba_k=dba_k, diffusion_k=diffusion_k,
                             diffusion_alpha=diffusion_alpha, kq=kq, truncate=truncate)
     if local_features:

@@ -61,12 +61,10 @@ def protocol_local_features(protocol: Protocol, extractor: LocalExtractor, **kwa
 
 
 def search_all(database: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Full rankings ``(scores, ids)``, both ``(Q, N)``, by exact inner product (faiss)."""
-    import faiss
+    """Full rankings ``(scores, ids)``, both ``(Q, N)``, by exact inner product."""
+    from lookalike.rerank.steps import exact_search
 
-    index = faiss.IndexFlatIP(database.shape[1])
-    index.add(np.ascontiguousarray(database, dtype=np.float32))
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), len(database))
+    return exact_search(database, queries, len(database))
 
 
 def rerank_rankings(steps: list, database: np.ndarray, queries: np.ndarray, *,

@@ -31,7 +31,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.rerank import diffusion as graph
 from lookalike.rerank.expansion import alpha_query_expansion, database_augmentation
-from lookalike.rerank.spatial import MATCHERS, MODELS, spatial_rerank, verify_pair
+from lookalike.rerank.spatial import MATCHERS, MODELS, VerificationTiming, verification_order, verify_candidates
 
 STEPS = ("sv", "qe", "dba", "diffusion")
 
@@ -65,9 +65,29 @@ class _Database:
         if not hasattr(self, "index_"):
             raise LookalikeError(f"{type(self).__name__} is not fitted yet; call fit(database)")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, rows = self.index_.search(queries, min(k, len(self.ids_)))
+        if k > HEAP_LIMIT:  # a long ranking (evaluation re-ranks whole databases)
+            scores, rows = exact_search(self.database_, queries, min(k, len(self.ids_)))
+        else:
+            scores, rows = self.index_.search(queries, min(k, len(self.ids_)))
         ids = np.where(rows >= 0, self.ids_[np.maximum(rows, 0)], -1)
         return _pad(scores, ids, k)
+
+
+#: beyond this many results, faiss's flat search (a heap per query) is slower than a sort
+HEAP_LIMIT = 256
+
+
+def exact_search(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest inner products ``(scores, rows)``, both ``(Q, k)``, of each query with
+    ``database (N, D)``, best first: one matrix product, a partition and a sort of the ``k``
+    kept, which beats a heap when ``k`` is a large part of ``N`` (a whole ranking)."""
+    scores = np.ascontiguousarray(queries, dtype=np.float32) @ np.ascontiguousarray(database, dtype=np.float32).T
+    k = min(k, scores.shape[1])
+    rows = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
+        np.arange(k), (len(scores), 1))
+    kept = np.take_along_axis(scores, rows, axis=1)
+    order = np.argsort(-kept, axis=1, kind="stable")
+    return np.take_along_axis(kept, order, axis=1), np.take_along_axis(rows, order, axis=1).astype(np.int64)
 
 
 def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,20 +105,32 @@ def _check_ranking(queries: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> 
 
 class SpatialVerification:
     """Re-rank each query's ``top`` candidates by RANSAC inliers of local-feature matches
-    (:func:`lookalike.rerank.spatial.verify_pair`); candidates with at least ``min_inliers`` come
-    first by inliers, the rest keep their order (DELG convention)."""
+    (:func:`lookalike.rerank.spatial.verify_candidates`); verified candidates come first by
+    inliers, the rest keep their order (DELG convention).
+
+    A candidate is verified when its inliers reach ``min_inliers`` and exceed ``inlier_ratio``
+    times its tentative matches: chance alignments grow with the number of matches (hundreds
+    between two textured photos, a few dozen between two small objects), so a fixed count that
+    suits one kind of image verifies distractors of another. ``inlier_weight > 0`` sorts by the
+    global score plus ``inlier_weight * log(1 + inliers beyond chance)`` instead of by inliers
+    (:func:`lookalike.rerank.spatial.verification_order`).
+    """
 
     needs_local = True
 
     def __init__(self, top: int = 100, *, method: str = "mutual", ratio: float = 0.8, model: str = "affine",
-                 threshold: float | None = None, min_inliers: int = 8) -> None:
+                 threshold: float | None = None, min_inliers: int = 8, inlier_ratio: float = 0.0,
+                 inlier_weight: float = 0.0) -> None:
         if method not in MATCHERS or model not in MODELS:
             raise LookalikeError(f"sv: method must be one of {', '.join(MATCHERS)} and model one of "
                                  f"{', '.join(MODELS)}, got {method!r}, {model!r}")
-        if top < 1 or min_inliers < 1:
-            raise LookalikeError(f"sv: need top >= 1 and min_inliers >= 1, got {top}, {min_inliers}")
+        if top < 1 or min_inliers < 1 or not 0 <= inlier_ratio <= 1 or inlier_weight < 0:
+            raise LookalikeError(f"sv: need top >= 1, min_inliers >= 1, 0 <= inlier_ratio <= 1 and inlier_weight >= 0, "
+                                 f"got {top}, {min_inliers}, {inlier_ratio}, {inlier_weight}")
         self.top, self.method, self.ratio, self.model = top, method, ratio, model
-        self.threshold, self.min_inliers = threshold, min_inliers
+        self.threshold, self.min_inliers, self.inlier_ratio = threshold, min_inliers, inlier_ratio
+        self.inlier_weight = inlier_weight
+        self.timing = VerificationTiming()  # matching and RANSAC seconds, summed over calls
 
     def fit(self, database: np.ndarray | None = None, ids: np.ndarray | None = None, local: Any = None):
         if local is None:
@@ -106,39 +138,40 @@ class SpatialVerification:
         self.local_ = local
         return self
 
-    def verify(self, local: Sequence, ids: np.ndarray) -> np.ndarray:
-        """Inlier counts ``(Q, min(top, K))`` of each query's first candidates (0 for ``-1``)."""
+    def verify(self, local: Sequence, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inlier counts and tentative matches, both ``(Q, min(top, K))``, of each query's first
+        candidates (0 for ``-1``)."""
         if not hasattr(self, "local_"):
             raise LookalikeError("SpatialVerification is not fitted yet; call fit(local=...)")
         if local is None or len(local) != len(ids):
             raise LookalikeError(f"sv needs the local features of each of the {len(ids)} queries")
         top = min(self.top, ids.shape[1])
         inliers = np.zeros((len(ids), top), dtype=np.int64)
+        matches = np.zeros((len(ids), top), dtype=np.int64)
         for q, query in enumerate(local):
-            for j, ident in enumerate(ids[q, :top]):
-                if ident >= 0:
-                    inliers[q, j] = verify_pair(query, self.local_[int(ident)], method=self.method, ratio=self.ratio,
-                                                model=self.model, threshold=self.threshold).inliers
-        return inliers
+            known = np.flatnonzero(ids[q, :top] >= 0)
+            results = verify_candidates(query, [self.local_[int(ids[q, j])] for j in known], method=self.method,
+                                        ratio=self.ratio, model=self.model, threshold=self.threshold,
+                                        timing=self.timing)
+            inliers[q, known] = [r.inliers for r in results]
+            matches[q, known] = [len(r.matches) for r in results]
+        return inliers, matches
 
     def __call__(self, queries, scores, ids, *, local=None, verified=None, return_inliers: bool = False):
         """Re-ranked ``(scores, ids)``; with ``return_inliers`` also the ``(Q, K)`` inlier counts
-        aligned with the new order (0 beyond ``top``)."""
+        aligned with the new order, 0 where a candidate is not verified (and beyond ``top``)."""
         _check_ranking(queries, scores, ids)
-        counts = self.verify(local, ids)
-        top = counts.shape[1]
+        inliers, matches = self.verify(local, ids)
+        top = inliers.shape[1]
         scores, ids = scores.copy(), ids.copy()
         aligned = np.zeros(ids.shape, dtype=np.int64)
         for q in range(len(ids)):
-            order = _rerank_order(counts[q], self.min_inliers)
+            order, verified = verification_order(
+                scores[q, :top], inliers[q], matches[q], min_inliers=self.min_inliers,
+                inlier_ratio=self.inlier_ratio, inlier_weight=self.inlier_weight)
             scores[q, :top], ids[q, :top] = scores[q, :top][order], ids[q, :top][order]
-            aligned[q, :top] = counts[q][order]
+            aligned[q, :top] = np.where(verified, inliers[q], 0)[order]
         return (scores, ids, aligned) if return_inliers else (scores, ids)
-
-
-def _rerank_order(inliers: np.ndarray, min_inliers: int) -> np.ndarray:
-    positions = np.arange(len(inliers))
-    return spatial_rerank(positions.astype(np.float32), positions, inliers, min_inliers=min_inliers)[1]
 
 
 class QueryExpansion(_Database):
@@ -321,6 +354,7 @@ class Reranker:
 OPTIONS = {
     "rerank_top": ("sv", "top"), "sv_method": ("sv", "method"), "sv_model": ("sv", "model"),
     "sv_threshold": ("sv", "threshold"), "min_inliers": ("sv", "min_inliers"),
+    "inlier_ratio": ("sv", "inlier_ratio"), "inlier_weight": ("sv", "inlier_weight"),
     "qe_k": ("qe", "k"), "alpha": ("qe", "alpha"), "qe_verified": ("qe", "verified_only"),
     "dba_k": ("dba", "k"), "dba_alpha": ("dba", "alpha"),
     "diffusion_k": ("diffusion", "k"), "kq": ("diffusion", "kq"), "gamma": ("diffusion", "gamma"),
