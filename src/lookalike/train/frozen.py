@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from lookalike.errors import LookalikeError
+from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
 from lookalike.train.data import LabelledImages, split_classes
-from lookalike.train.loop import DEFAULT_MARGIN, LOSSES, _cpu_state, _save_checkpoint, class_map
+from lookalike.train.loop import DEFAULT_MARGIN, LOSSES, class_map
 from lookalike.train.losses import contrastive_loss, triplet_loss
 from lookalike.train.mining import hardest_negatives, random_negatives, random_positives
 
@@ -97,12 +98,10 @@ def fit_head(head: nn.Module, inputs: torch.Tensor, images: LabelledImages, conf
     path = Path(checkpoint) if checkpoint else None
     state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
     if resume:
-        if path is None or not path.is_file():
-            raise LookalikeError(f"--resume: no checkpoint {path}; start without --resume")
-        state = _restore(path, net, optimiser, schedule, asdict(c))
+        state = restore_checkpoint(path, net, optimiser, asdict(c), schedule)
     elif len(val):  # epoch 0: the head as it starts, so that training must beat it
         score = class_map(embed_inputs(head, x_val), val.labels)
-        state.update(history=[{"epoch": 0, "val_map": score}], best=_cpu_state(net), best_map=score)
+        state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
 
     for epoch in range(state["epoch"], c.epochs):
         rng = np.random.default_rng([c.seed, epoch])
@@ -126,10 +125,10 @@ def fit_head(head: nn.Module, inputs: torch.Tensor, images: LabelledImages, conf
             print(f"epoch {epoch + 1}/{c.epochs}: loss {loss:.4f}" +
                   (f", validation mAP {row['val_map']:.4f}" if len(val) else ""), flush=True)
         if not len(val) or row["val_map"] > state["best_map"]:
-            state.update(best=_cpu_state(net), best_map=row.get("val_map", -1.0))
+            state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
         state["epoch"] = epoch + 1
         if path is not None:
-            _save_checkpoint(path, net, optimiser, schedule, state, asdict(c))
+            save_checkpoint(path, net, optimiser, state, asdict(c), schedule)
 
     if state["best"] is not None:
         net.load_state_dict(state["best"])
@@ -181,23 +180,6 @@ def _epoch(net: _Trained, optimiser, x_train, labels, batches, c: HeadConfig, ne
         optimiser.step()
         total, count, seen = total + loss.item(), count + 1, seen + batch.size
     return total / max(count, 1), seen
-
-
-def _restore(path: Path, net, optimiser, schedule, config: dict) -> dict:
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(saved["net"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise LookalikeError(f"{path}: cannot resume from this checkpoint ({str(exc).splitlines()[0]}); "
-                             "it was written by another configuration: start without --resume") from None
-    same = {k: v for k, v in saved["config"].items() if k != "epochs"} == {k: v for k, v in config.items()
-                                                                           if k != "epochs"}
-    if not same:
-        raise LookalikeError(f"{path}: this checkpoint was written with other settings ({saved['config']}); "
-                             "resume with the same ones, or start again")
-    return saved["state"]
 
 
 def embed_inputs(head: nn.Module, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:

@@ -10,7 +10,6 @@ run that was never interrupted.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from lookalike.errors import LookalikeError
+from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
 from lookalike.train.data import LabelledImages, decode_square, split_classes
 from lookalike.train.losses import contrastive_loss, triplet_loss
 from lookalike.train.mining import hardest_negatives, random_negatives, random_positives
@@ -102,10 +102,10 @@ class Finetuner:
         checkpoint = out.with_name(out.name + ".checkpoint")
         state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
         if resume:
-            state = self._restore(checkpoint, net, optimiser, schedule)
+            state = restore_checkpoint(checkpoint, net, optimiser, asdict(c), schedule)
         elif len(val):  # epoch 0: the network as it starts, so that training must beat it
             score = class_map(embed(net, val_pixels, device), val.labels)
-            state.update(history=[{"epoch": 0, "val_map": score}], best=_cpu_state(net), best_map=score)
+            state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
 
         for epoch in range(state["epoch"], c.epochs):
             rng = np.random.default_rng([c.seed, epoch])
@@ -125,9 +125,9 @@ class Finetuner:
                 row["val_map"] = class_map(embed(net, val_pixels, device), val.labels)
             state["history"].append(row)
             if not len(val) or row["val_map"] > state["best_map"]:
-                state.update(best=_cpu_state(net), best_map=row.get("val_map", -1.0))
+                state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
             state["epoch"] = epoch + 1
-            _save_checkpoint(checkpoint, net, optimiser, schedule, state, asdict(c))
+            save_checkpoint(checkpoint, net, optimiser, state, asdict(c), schedule)
 
         if state["best"] is not None:
             net.load_state_dict(state["best"])
@@ -184,38 +184,6 @@ class Finetuner:
             total, count, seen = total + loss.item(), count + 1, seen + batch.size
             bar.set_postfix(loss=f"{total / count:.4f}")
         return total / max(count, 1), seen
-
-    # ---- checkpoints ----------------------------------------------------------------------
-    def _restore(self, path: Path, net, optimiser, schedule) -> dict:
-        if not path.is_file():
-            raise LookalikeError(f"--resume: no checkpoint {path}; start without --resume")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(saved["net"])
-            optimiser.load_state_dict(saved["optimiser"])
-            schedule.load_state_dict(saved["schedule"])
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
-            raise LookalikeError(f"{path}: cannot resume from this checkpoint ({str(exc).splitlines()[0]}); "
-                                 "it was written by another configuration: start without --resume") from None
-        if _without_epochs(saved["config"]) != _without_epochs(asdict(self.config)):
-            raise LookalikeError(f"{path}: this checkpoint was written with other settings "
-                                 f"({saved['config']}); resume with the same ones, or start again")
-        return saved["state"]
-
-
-def _without_epochs(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k != "epochs"}  # a resumed run may go on for longer
-
-
-def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-
-
-def _save_checkpoint(path: Path, net, optimiser, schedule, state: dict, config: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                "state": state, "config": config}, tmp)
-    os.replace(tmp, path)
 
 
 def _classification_batches(train: LabelledImages, c: FinetuneConfig, negatives: int, rng) -> list[np.ndarray]:

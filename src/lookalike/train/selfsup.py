@@ -16,7 +16,6 @@ The model is saved in the one-file format of :func:`lookalike.train.model.save_m
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ import torch
 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.train.augment import AugmentConfig, augment
-from lookalike.train.loop import _cpu_state, class_map, embed
+from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
+from lookalike.train.loop import class_map, embed
 from lookalike.train.model import RetrievalNet, save_model
 
 
@@ -86,10 +86,10 @@ class SelfSupervisedTrainer:
         checkpoint = out.with_name(out.name + ".checkpoint")
         state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
         if resume:
-            state = _restore(checkpoint, net, optimiser, asdict(c))
+            state = restore_checkpoint(checkpoint, net, optimiser, asdict(c))
         elif held:
             score = self._validate(net, val_pixels, device)
-            state.update(history=[{"epoch": 0, "val_map": score}], best=_cpu_state(net), best_map=score)
+            state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
 
         for epoch in range(state["epoch"], c.epochs):
             rng = np.random.default_rng([c.seed, epoch])
@@ -104,9 +104,9 @@ class SelfSupervisedTrainer:
                 row["val_map"] = self._validate(net, val_pixels, device)
             state["history"].append(row)
             if not held or row["val_map"] > state["best_map"]:
-                state.update(best=_cpu_state(net), best_map=row.get("val_map", -1.0))
+                state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
             state["epoch"] = epoch + 1
-            _save(checkpoint, net, optimiser, state, asdict(c))
+            save_checkpoint(checkpoint, net, optimiser, state, asdict(c))
 
         if state["best"] is not None:
             net.load_state_dict(state["best"])
@@ -185,29 +185,6 @@ def _open(path: Path, side: int):
         return Image.fromarray(load_image(path, max_side=2 * side).pixels)
     except ImageError as exc:
         raise LookalikeError(f"training image {exc}; remove it from the training folder") from None
-
-
-def _save(path: Path, net, optimiser, state: dict, config: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "state": state, "config": config}, tmp)
-    os.replace(tmp, path)
-
-
-def _restore(path: Path, net, optimiser, config: dict) -> dict:
-    if not path.is_file():
-        raise LookalikeError(f"--resume: no checkpoint {path}; start without --resume")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(saved["net"])
-        optimiser.load_state_dict(saved["optimiser"])
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise LookalikeError(f"{path}: cannot resume from this checkpoint ({str(exc).splitlines()[0]}); "
-                             "start without --resume") from None
-    if {k: v for k, v in saved["config"].items() if k != "epochs"} != {k: v for k, v in config.items()
-                                                                          if k != "epochs"}:
-        raise LookalikeError(f"{path}: this checkpoint was written with other settings ({saved['config']}); "
-                             "resume with the same ones, or start again")
-    return saved["state"]
 
 
 # ---- pure functions ---------------------------------------------------------------------------
