@@ -26,18 +26,6 @@ from lookalike.train.losses import triplet_loss
 from tests.conftest import scene
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    """6 class folders of 4 images each: crops of one scene per class."""
-    root = tmp_path_factory.mktemp("classes")
-    for c in range(6):
-        (root / f"c{c}").mkdir()
-        picture = scene(c, (120, 90))
-        for i in range(4):
-            picture.crop((4 * i, 3 * i, 4 * i + 80, 3 * i + 60)).save(root / f"c{c}" / f"{i}.jpg")
-    return root
-
-
 def labelled(labels: list[int]) -> LabelledImages:
     return LabelledImages(tuple(Path(f"{i}.jpg") for i in range(len(labels))), np.asarray(labels, np.int64),
                           tuple(str(c) for c in sorted(set(labels))))
@@ -195,13 +183,13 @@ def test_learnt_attention_scores_and_selects_delf_keypoints(tmp_path):
         Delf(**options, attention=str(tmp_path / "pca.npz")).raw_features(image)
 
 
-def test_netvlad_and_attention_train_from_labelled_images(folder, tmp_path):
+def test_netvlad_and_attention_train_from_labelled_images(class_folder, tmp_path):
     config = HeadConfig(epochs=1, queries=6, negatives=2, batch=3, val_fraction=0.34)
-    report = train_head("netvlad", folder, tmp_path / "netvlad.npz", config, create("netvlad", k=4, engine="torch"),
-                        resolution=64, progress=False)
+    report = train_head("netvlad", class_folder, tmp_path / "netvlad.npz", config,
+                        create("netvlad", k=4, engine="torch"), resolution=64, progress=False)
     assert report["use"] == f"-d netvlad -s k=4 -s vocabulary={tmp_path / 'netvlad.npz'}"
     assert create("netvlad", k=4, vocabulary=str(tmp_path / "netvlad.npz"))(np.asarray(scene(1))).shape == (4 * 1280,)
-    report = train_head("delf", folder, tmp_path / "attention.pt", config, Delf(engine="torch"), resolution=64,
+    report = train_head("delf", class_folder, tmp_path / "attention.pt", config, Delf(engine="torch"), resolution=64,
                         progress=False, plot=tmp_path / "attention.png")
     assert report["training"]["loss"] == "classification" and (tmp_path / "attention.png").stat().st_size > 0
     assert len(Delf(engine="torch", attention=str(tmp_path / "attention.pt")).raw_features(np.asarray(scene(2)))[0])

@@ -19,15 +19,9 @@ TINY = dict(epochs=2, queries=6, negatives=2, pool=12, batch=3, resolution=32, l
 
 
 @pytest.fixture(scope="module")
-def classes(tmp_path_factory):
+def classes(class_folder):
     """6 classes of 4 images each: crops of one scene per class."""
-    root = tmp_path_factory.mktemp("classes")
-    for c in range(6):
-        (root / f"c{c}").mkdir()
-        picture = scene(c, (120, 90))
-        for i in range(4):
-            picture.crop((4 * i, 3 * i, 4 * i + 80, 3 * i + 60)).save(root / f"c{c}" / f"{i}.jpg")
-    return read_labelled(root)[0]
+    return read_labelled(class_folder)[0]
 
 
 def weights(path) -> dict[str, torch.Tensor]:
