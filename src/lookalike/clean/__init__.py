@@ -1,10 +1,9 @@
 """Cleaning noisy labelled training images by spatial verification (Gordo et al. ECCV 2016).
 
-Pure functions at the bottom (:mod:`~lookalike.clean.matching`: one image against many in one
-batched product; :mod:`~lookalike.clean.verification`: every verified pair of a class and the
-graph's largest component), the config and the per-class loop above them
-(:mod:`~lookalike.clean.cleaning`). :mod:`lookalike.pipelines.cleaning` ties it to files and
-``lookalike clean`` to the command line.
+Pure functions at the bottom (:mod:`~lookalike.clean.verification`: every verified pair of a
+class, matched with the re-ranking's batched matcher, and the graph's largest component), the
+config and the per-class loop above them (:mod:`~lookalike.clean.cleaning`).
+:mod:`lookalike.pipelines.cleaning` ties it to files and ``lookalike clean`` to the command line.
 """
 
 from lookalike.clean.cleaning import CleanConfig, clean_classes

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.clean.matching import match_many, pad_descriptors
 from lookalike.descriptors.local.sift import LocalFeatures
-from lookalike.rerank.spatial import MINIMAL, estimate_geometry
-
-#: most floats in one batched similarity tensor [M, Ta, T]: about 64 MB
-_BATCH_FLOATS = 1 << 24
+from lookalike.rerank.spatial import MINIMAL, estimate_geometry, match_many
 
 
 def pair_inliers(features: list[LocalFeatures], *, method: str = "mutual", ratio: float = 0.8,
@@ -25,7 +21,8 @@ def pair_inliers(features: list[LocalFeatures], *, method: str = "mutual", ratio
                  **ransac) -> np.ndarray:
     """Inliers ``(n, n)`` int64 of every pair of ``n`` images (symmetric, 0 on the diagonal).
 
-    Each image ``i`` is matched against all ``j > i`` in batches (:func:`match_many`), then RANSAC
+    Each image ``i`` is matched against all ``j > i`` at once (:func:`match_many`, the re-ranking's
+    batched matcher), then RANSAC
     (:func:`lookalike.rerank.spatial.estimate_geometry`) fits ``model`` from ``i`` to ``j`` with
     ``threshold`` in pixels of ``j`` (default 1 % of its longer side, as ``verify_pair``). Pairs
     with fewer than ``min_inliers`` correspondences cannot reach that many inliers: RANSAC is
@@ -35,20 +32,16 @@ def pair_inliers(features: list[LocalFeatures], *, method: str = "mutual", ratio
     inliers = np.zeros((n, n), dtype=np.int64)
     if n < 2:
         return inliers
-    stacked, counts = pad_descriptors([f.descriptors for f in features])
     for i in range(n - 1):
         a = features[i]
-        step = max(1, _BATCH_FLOATS // max(1, len(a.descriptors) * stacked.shape[1]))
-        for start in range(i + 1, n, step):
-            stop = min(n, start + step)
-            for j, matches in zip(range(start, stop), match_many(a.descriptors, stacked[start:stop],
-                                                                 counts[start:stop], method=method, ratio=ratio)):
-                if len(matches) < max(min_inliers, MINIMAL[model]):
-                    continue
-                b = features[j]
-                _, mask = estimate_geometry(a.keypoints[matches[:, 0], :2], b.keypoints[matches[:, 1], :2],
-                                            model=model, threshold=threshold or 0.01 * max(b.size), **ransac)
-                inliers[i, j] = inliers[j, i] = int(mask.sum())
+        later = [f.descriptors for f in features[i + 1:]]
+        for j, matches in enumerate(match_many(a.descriptors, later, method=method, ratio=ratio), start=i + 1):
+            if len(matches) < max(min_inliers, MINIMAL[model]):
+                continue
+            b = features[j]
+            _, mask = estimate_geometry(a.keypoints[matches[:, 0], :2], b.keypoints[matches[:, 1], :2],
+                                        model=model, threshold=threshold or 0.01 * max(b.size), **ransac)
+            inliers[i, j] = inliers[j, i] = int(mask.sum())
     return inliers
 
 
