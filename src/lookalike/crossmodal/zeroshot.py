@@ -21,6 +21,7 @@ import numpy as np
 
 from lookalike.crossmodal.text import TextEncoder
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 
 TEMPLATE = "a photo of a {}."
 
@@ -80,7 +81,7 @@ class ZeroShotBridge:
         threshold = -np.sort(-probabilities, axis=1)[:, self.top - 1:self.top]
         probabilities[probabilities < threshold] = 0.0
         rows = (probabilities @ self.class_embeddings).astype(np.float32)
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return l2_normalise(rows)
 
     def encode_texts(self, sentences) -> np.ndarray:
         return self.text_encoder.encode(sentences)

@@ -25,6 +25,7 @@ from lookalike.index import vectors as flat
 from lookalike.index.collection import Collection
 from lookalike.io.captions import CaptionedImages, load_captions
 from lookalike.io.images import DEFAULT_MAX_PIXELS
+from lookalike.norms import l2_normalise
 from lookalike.pipelines.extract import decode_for, extract
 from lookalike.pipelines.searching import Hit
 
@@ -62,7 +63,7 @@ def caption_documents(data: CaptionedImages) -> np.ndarray:
     similarity that the visual loss of Gordo & Larlus follows."""
     tfidf = create_text_encoder("tfidf").fit(data.captions)
     rows = tfidf.encode(data.documents())
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(rows)
 
 
 def train_joint(source: str | Path, descriptor: Descriptor, text_encoder: TextEncoder, out: str | Path, *,
@@ -210,7 +211,7 @@ def joint_queries(model: JointEmbedding, *, text: str | None = None, image_vecto
     if not parts:
         raise LookalikeError("nothing to search with: give a query image, --text, or both")
     queries = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-    return (queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return l2_normalise(queries).astype(np.float32)
 
 
 def search_joint(collection: Collection, *, text: str | None = None, query: str | Path | None = None,

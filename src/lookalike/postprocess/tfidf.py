@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lookalike.norms import l2_normalise
+
 
 def idf_weights(counts: np.ndarray) -> np.ndarray:
     """Inverse document frequency ``log(N / n_w)`` per word from ``counts (N, K)`` (dense or sparse).
@@ -22,4 +24,4 @@ def tfidf(counts: np.ndarray, idf: np.ndarray) -> np.ndarray:
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
     weighted = tf * idf
-    return (weighted / np.maximum(np.linalg.norm(weighted, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return l2_normalise(weighted).astype(np.float32)

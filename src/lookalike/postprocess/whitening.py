@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 from lookalike.postprocess.pca import PCA
 from lookalike.threads import threads_for
 
@@ -68,8 +69,7 @@ class PCAWhitening:
             raise LookalikeError(f"whitening expects (N, {self.projection_.shape[1]}) rows, got {x.shape}")
         with threads_for(x.size * len(self.projection_)):
             y = (x - self.mean_) @ self.projection_.T
-        y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(y, dtype=np.float32)
+        return np.ascontiguousarray(l2_normalise(y), dtype=np.float32)
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 
 CHUNK = 4096  # database rows augmented at a time
 
@@ -25,10 +26,6 @@ def _check(name: str, x: np.ndarray, dim: int | None = None) -> np.ndarray:
     if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
         raise LookalikeError(f"{name} must be (N, {dim or 'D'}) vectors, got {x.shape}")
     return x
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def alpha_query_expansion(queries: np.ndarray, database: np.ndarray, neighbours: np.ndarray,
@@ -51,7 +48,7 @@ def alpha_query_expansion(queries: np.ndarray, database: np.ndarray, neighbours:
         raise LookalikeError(f"neighbour id {neighbours.max()} is outside the database of {len(database)}")
     weights = np.power(np.maximum(similarities, 0.0), alpha) * (neighbours >= 0)
     expanded = queries + np.einsum("qk,qkd->qd", weights, database[np.maximum(neighbours, 0)])
-    return _normalise(expanded).astype(np.float32)
+    return l2_normalise(expanded).astype(np.float32)
 
 
 def average_query_expansion(queries: np.ndarray, database: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
@@ -91,4 +88,4 @@ def database_augmentation(database: np.ndarray, k: int = 10, alpha: float = 3.0)
     for start in range(0, len(database), CHUNK):  # bounds the (chunk, k, D) gather in memory
         part = slice(start, start + CHUNK)
         augmented[part] = np.einsum("nk,nkd->nd", weights[part], database[np.maximum(rows[part], 0)])
-    return _normalise(augmented).astype(np.float32)
+    return l2_normalise(augmented).astype(np.float32)

@@ -20,7 +20,3 @@ def signed_power(v: np.ndarray, power: float) -> np.ndarray:
     """``sign(v) |v|^power``: power normalisation (Perronnin et al. ECCV 2010)."""
     return np.sign(v) * np.abs(v) ** power
 
-
-def l2_normalise(v: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Divide by the L2 norm along ``axis``, never by less than 1e-12 (as VLFeat does)."""
-    return v / np.maximum(np.linalg.norm(v, axis=axis, keepdims=True), 1e-12)

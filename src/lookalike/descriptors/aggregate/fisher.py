@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors, signed_power
+from lookalike.descriptors.aggregate.checks import local_descriptors, signed_power
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 from lookalike.threads import threads_for
 
 

@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors
+from lookalike.descriptors.aggregate.checks import local_descriptors
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 
 
 def pyramid_cells(xy: np.ndarray, size: tuple[int, int], levels: Sequence[int] = (1, 2, 4)) -> np.ndarray:

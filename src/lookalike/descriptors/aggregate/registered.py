@@ -28,11 +28,11 @@ from lookalike.descriptors.aggregate import (
     spatial_pyramid,
     vlad_encode,
 )
-from lookalike.descriptors.aggregate.checks import l2_normalise
 from lookalike.descriptors.aggregate.trained import fvfc_project
 from lookalike.descriptors.base import Descriptor, DescriptorConfig
 from lookalike.descriptors.local.sift import LocalFeatures, SiftConfig, extract_sift
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 from lookalike.postprocess.pca import PCA
 from lookalike.postprocess.tfidf import idf_weights
 from lookalike.sampling import evenly_spaced

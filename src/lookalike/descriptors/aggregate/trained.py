@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 
 
 def save_arrays(out: str | Path, kind: str, **arrays) -> Path:
@@ -56,4 +57,4 @@ def fvfc_project(fv: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
     reduced = (fv - model["fv_mean"]) @ model["fv_components"].T
     hidden = np.maximum(reduced @ model["w1"].T + model["b1"], 0.0)
     out = hidden @ model["w2"].T + model["b2"]
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return l2_normalise(out).astype(np.float32)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from lookalike.descriptors.aggregate.checks import l2_normalise, local_descriptors, signed_power
+from lookalike.descriptors.aggregate.checks import local_descriptors, signed_power
+from lookalike.norms import l2_normalise
 from lookalike.threads import threads_for
 
 #: Above this many centres, faiss's blocked search beats one dense (T, K) distance matrix.

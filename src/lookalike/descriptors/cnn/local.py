@@ -32,6 +32,7 @@ from lookalike.descriptors.cnn.inputs import check_input_options, scaled_inputs
 from lookalike.descriptors.local.registry import LocalExtractor
 from lookalike.descriptors.local.sift import LocalFeatures
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 from lookalike.postprocess.pca import PCA
 from lookalike.sampling import evenly_spaced
 
@@ -234,8 +235,7 @@ class Delf(LocalExtractor):
 
     def reduce(self, keypoints: np.ndarray, raw: np.ndarray, size: tuple[int, int]) -> LocalFeatures:
         """The local features of :meth:`raw_features`' output: PCA, then L2 normalisation."""
-        reduced = self.projection.transform(raw)
-        reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+        reduced = l2_normalise(self.projection.transform(raw))
         return LocalFeatures(keypoints, reduced.astype(np.float32), size)
 
     @property

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from lookalike.norms import l2_normalise
+
 
 def average(x: np.ndarray) -> np.ndarray:
     """The spatial mean of each channel (the classifier's input, ``cnn-fc``)."""
@@ -60,11 +62,6 @@ def gem(x: np.ndarray, p: float = 3.0, *, eps: float = 1e-6) -> np.ndarray:
     return peak[:, :, 0, 0] * ((x / peak) ** np.float32(p)).mean(axis=(2, 3)) ** np.float32(1.0 / p)
 
 
-def l2_normalize(x: np.ndarray, axis: int = -1, eps: float = 1e-12) -> np.ndarray:
-    """``x`` divided by its L2 norm along ``axis`` (at least ``eps``), as ``torch.nn.functional.normalize``."""
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), np.float32(eps))
-
-
 def rmac_regions(height: int, width: int, levels: int = 3, overlap: float = 0.4) -> list[tuple[int, int, int, int]]:
     """R-MAC's square regions ``(top, left, size, size)`` on an ``H x W`` map (Tolias et al., ICLR 2016).
 
@@ -100,4 +97,4 @@ def rmac(x: np.ndarray, levels: int = 3) -> np.ndarray:
     """Regional MAC: MAC of each region, L2-normalised and summed (no regional whitening)."""
     regions = rmac_regions(x.shape[2], x.shape[3], levels)
     vectors = np.stack([x[:, :, t:t + h, s:s + w].max(axis=(2, 3)) for t, s, h, w in regions], axis=1)
-    return l2_normalize(vectors).sum(axis=1)  # [B, R, C] -> [B, C]
+    return l2_normalise(vectors).sum(axis=1)  # [B, R, C] -> [B, C]

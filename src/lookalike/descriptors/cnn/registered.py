@@ -32,6 +32,7 @@ from lookalike.descriptors.cnn.catalog import known_channels
 from lookalike.descriptors.cnn.engine import load_engine
 from lookalike.descriptors.cnn.inputs import check_input_options, network_input, scaled_inputs
 from lookalike.errors import LookalikeError
+from lookalike.norms import l2_normalise
 from lookalike.sampling import evenly_spaced
 
 if TYPE_CHECKING:
@@ -97,9 +98,9 @@ class CnnDescriptor(Descriptor):
     def compute(self, image: np.ndarray) -> np.ndarray:
         engine = self.engine
         if engine.name == "onnx":  # numpy from end to end: no torch in the process
-            total = sum(numpy_pooling.l2_normalize(self.pool_array(engine(pixels[None])))[0]
+            total = sum(l2_normalise(self.pool_array(engine(pixels[None])))[0]
                         for pixels in self.prepare(image))
-            return numpy_pooling.l2_normalize(total).astype(np.float32)
+            return l2_normalise(total).astype(np.float32)
         import torch
 
         total = torch.zeros(self.raw_dim)
@@ -325,7 +326,7 @@ class NetVlad(CnnDescriptor):
         from lookalike.descriptors.aggregate import KMeansVocabulary
 
         sample = np.concatenate([x for x in per_image if len(x)])
-        sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+        sample = l2_normalise(sample)
         centres = KMeansVocabulary(self.config.k, seed=seed).fit(sample).centers_
         alpha = _pooling().assignment_sharpness(torch.from_numpy(sample), torch.from_numpy(centres))
         out = Path(out)
