@@ -11,7 +11,6 @@ passes per scale.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from lookalike.descriptors.cnn.registered import Gem
 
@@ -23,9 +22,7 @@ class MirroredGem(Gem):
     name = "gem-flip"
     advice = "GeM averaged with the mirror image: left-right invariant, for joint image-text spaces"
 
-    def compute(self, image: np.ndarray) -> np.ndarray:
-        total = torch.zeros(self.raw_dim)
-        for view in (image, np.ascontiguousarray(image[:, ::-1])):
-            for pixels in self.prepare(view):
-                total += torch.nn.functional.normalize(self.pool(self.feature_map(pixels)[None]), dim=1)[0]
-        return torch.nn.functional.normalize(total, dim=0).numpy()
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The image at each scale, then its mirror image at each scale: GeM's sum over the
+        prepared inputs then covers both views, in either engine."""
+        return super().prepare(image) + super().prepare(np.ascontiguousarray(image[:, ::-1]))
