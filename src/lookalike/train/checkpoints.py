@@ -1,5 +1,8 @@
-"""Checkpoints of a training run: written atomically after every epoch, continued by ``--resume``.
+"""The epochs of a training run: validation, the best epoch kept, and checkpoints written
+atomically after every epoch and continued by ``--resume``.
 
+The fine-tuning loop, the heads over a frozen network and self-supervised training all run
+through :func:`run_epochs`; each gives it one epoch of its own training and its validation score.
 A checkpoint holds the weights, the optimiser's (and learning-rate schedule's) state, the run's
 bookkeeping (epoch, history, best weights) and its configuration. A run may be resumed only with
 the same configuration, except for a larger number of epochs.
@@ -8,11 +11,52 @@ the same configuration, except for a larger number of epochs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from lookalike.errors import LookalikeError
+
+
+def run_epochs(net, optimiser, *, epochs: int, config: dict, checkpoint: Path | None, resume: bool,
+               train_epoch: Callable[[int], dict], validate: Callable[[], float] | None = None,
+               schedule=None, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train ``net`` for ``epochs`` and leave it with the weights of its best epoch.
+
+    ``train_epoch(e)`` trains epoch ``e`` (from 0) and returns its row of the history (loss,
+    timings); ``schedule`` steps after it. ``validate()``, when given, scores the network (mAP on
+    held-out data): epoch 0 is the network as it starts, so that training must beat it, and the
+    best-scoring epoch is kept; without it the last epoch is kept. With ``checkpoint`` the run is
+    saved after every epoch, and ``resume`` continues it with the same ``config``. ``on_epoch``
+    sees each finished row. Returns the run's state: ``epoch``, ``history``, ``best_map``,
+    ``best_epoch``.
+    """
+    state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
+    if resume:
+        state = restore_checkpoint(checkpoint, net, optimiser, config, schedule)
+    elif validate is not None:
+        score = validate()
+        state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
+    for epoch in range(state["epoch"], epochs):
+        row = {"epoch": epoch + 1, **train_epoch(epoch)}
+        if schedule is not None:
+            schedule.step()
+        if validate is not None:
+            row["val_map"] = validate()
+        state["history"].append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if validate is None or row["val_map"] > state["best_map"]:
+            state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
+        state["epoch"] = epoch + 1
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, net, optimiser, state, config, schedule)
+    if state["best"] is not None:
+        net.load_state_dict(state["best"])
+    state["best_epoch"] = (max(state["history"], key=lambda r: r.get("val_map", -1))["epoch"]
+                           if validate is not None else state["epoch"])
+    return state
 
 
 def cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:

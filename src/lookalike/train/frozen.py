@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from lookalike.errors import LookalikeError
-from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
+from lookalike.train.checkpoints import run_epochs
 from lookalike.train.data import LabelledImages, split_classes
-from lookalike.train.loop import DEFAULT_MARGIN, LOSSES, class_map
+from lookalike.train.loop import DEFAULT_MARGIN, LOSSES, class_map, classification_batches
 from lookalike.train.losses import contrastive_loss, triplet_loss
 from lookalike.train.mining import hardest_negatives, random_negatives, random_positives
 
@@ -95,48 +95,31 @@ def fit_head(head: nn.Module, inputs: torch.Tensor, images: LabelledImages, conf
     optimiser = torch.optim.Adam(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=c.lr_decay)
 
-    path = Path(checkpoint) if checkpoint else None
-    state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
-    if resume:
-        state = restore_checkpoint(path, net, optimiser, asdict(c), schedule)
-    elif len(val):  # epoch 0: the head as it starts, so that training must beat it
-        score = class_map(embed_inputs(head, x_val), val.labels)
-        state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
-
-    for epoch in range(state["epoch"], c.epochs):
+    def train_epoch(epoch: int) -> dict:
         rng = np.random.default_rng([c.seed, epoch])
         start = time.perf_counter()
         if classes:
-            size = c.batch * (2 + negatives)
-            order = rng.permutation(len(train))[:min(len(train), c.queries * (2 + negatives))]
-            batches = [order[i:i + size] for i in range(0, len(order), size)]
+            batches = classification_batches(train, c, negatives, rng)
         else:
             batches = _tuples(head, x_train, train.labels, c, negatives, rng)
         mined = time.perf_counter() - start
         loss, seen = _epoch(net, optimiser, x_train, train.labels, batches, c, negatives)
         trained = time.perf_counter() - start - mined
-        schedule.step()
-        row = {"epoch": epoch + 1, "loss": loss, "mining_seconds": mined, "train_seconds": trained,
-               "images_per_second": seen / max(trained, 1e-9)}
-        if len(val):
-            row["val_map"] = class_map(embed_inputs(head, x_val), val.labels)
-        state["history"].append(row)
-        if progress:
-            print(f"epoch {epoch + 1}/{c.epochs}: loss {loss:.4f}" +
-                  (f", validation mAP {row['val_map']:.4f}" if len(val) else ""), flush=True)
-        if not len(val) or row["val_map"] > state["best_map"]:
-            state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
-        state["epoch"] = epoch + 1
-        if path is not None:
-            save_checkpoint(path, net, optimiser, state, asdict(c), schedule)
+        return {"loss": loss, "mining_seconds": mined, "train_seconds": trained,
+                "images_per_second": seen / max(trained, 1e-9)}
 
-    if state["best"] is not None:
-        net.load_state_dict(state["best"])
+    def show(row: dict) -> None:
+        print(f"epoch {row['epoch']}/{c.epochs}: loss {row['loss']:.4f}" +
+              (f", validation mAP {row['val_map']:.4f}" if len(val) else ""), flush=True)
+
+    state = run_epochs(net, optimiser, epochs=c.epochs, config=asdict(c),
+                       checkpoint=Path(checkpoint) if checkpoint else None, resume=resume,
+                       train_epoch=train_epoch, schedule=schedule, on_epoch=show if progress else None,
+                       validate=(lambda: class_map(embed_inputs(head, x_val), val.labels)) if len(val) else None)
     head.eval()
-    best_epoch = max(state["history"], key=lambda r: r.get("val_map", -1))["epoch"] if len(val) else state["epoch"]
     return {"training": {**asdict(c), "margin": c.loss_margin, "negatives": negatives},
             "train_images": len(train), "train_classes": len(train.classes),
-            "val_images": len(val), "val_classes": len(val.classes), "best_epoch": best_epoch,
+            "val_images": len(val), "val_classes": len(val.classes), "best_epoch": state["best_epoch"],
             "val_map": state["best_map"] if len(val) else None, "history": state["history"]}
 
 

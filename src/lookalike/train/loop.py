@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lookalike.errors import LookalikeError
-from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
+from lookalike.train.checkpoints import run_epochs
 from lookalike.train.data import LabelledImages, decode_square, split_classes
 from lookalike.train.losses import contrastive_loss, triplet_loss
 from lookalike.train.mining import hardest_negatives, random_negatives, random_positives
@@ -99,46 +99,31 @@ class Finetuner:
         ], lr=c.lr)
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=c.lr_decay)
 
-        checkpoint = out.with_name(out.name + ".checkpoint")
-        state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
-        if resume:
-            state = restore_checkpoint(checkpoint, net, optimiser, asdict(c), schedule)
-        elif len(val):  # epoch 0: the network as it starts, so that training must beat it
-            score = class_map(embed(net, val_pixels, device), val.labels)
-            state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
-
-        for epoch in range(state["epoch"], c.epochs):
+        def train_epoch(epoch: int) -> dict:
             rng = np.random.default_rng([c.seed, epoch])
             start = time.perf_counter()
             if c.loss == "classification":
-                batches = _classification_batches(train, c, negatives, rng)
+                batches = classification_batches(train, c, negatives, rng)
             else:
                 batches = self._tuple_batches(net, pixels, train, negatives, rng, device)
             mined = time.perf_counter() - start
             loss, seen = self._epoch(net, optimiser, pixels, train, batches, negatives, device,
                                      f"epoch {epoch + 1}/{c.epochs}" if progress else None)
             trained = time.perf_counter() - start - mined
-            schedule.step()
-            row = {"epoch": epoch + 1, "loss": loss, "p": float(net.pool.p.detach()), "mining_seconds": mined,
-                   "train_seconds": trained, "images_per_second": seen / max(trained, 1e-9)}
-            if len(val):
-                row["val_map"] = class_map(embed(net, val_pixels, device), val.labels)
-            state["history"].append(row)
-            if not len(val) or row["val_map"] > state["best_map"]:
-                state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
-            state["epoch"] = epoch + 1
-            save_checkpoint(checkpoint, net, optimiser, state, asdict(c), schedule)
+            return {"loss": loss, "p": float(net.pool.p.detach()), "mining_seconds": mined,
+                    "train_seconds": trained, "images_per_second": seen / max(trained, 1e-9)}
 
-        if state["best"] is not None:
-            net.load_state_dict(state["best"])
-        best_epoch = max(state["history"], key=lambda r: r.get("val_map", -1))["epoch"] if len(val) \
-            else state["epoch"]
+        state = run_epochs(net, optimiser, epochs=c.epochs, config=asdict(c),
+                           checkpoint=out.with_name(out.name + ".checkpoint"), resume=resume,
+                           train_epoch=train_epoch, schedule=schedule,
+                           validate=(lambda: class_map(embed(net, val_pixels, device), val.labels)) if len(val)
+                           else None)
         report = {
             "training": {**asdict(c), "margin": self.margin, "negatives": negatives,
                          "from_weights": self.weights or "packaged"},
             "train_images": len(train), "train_classes": len(train.classes),
             "val_images": len(val), "val_classes": len(val.classes),
-            "best_epoch": best_epoch, "val_map": state["best_map"] if len(val) else None,
+            "best_epoch": state["best_epoch"], "val_map": state["best_map"] if len(val) else None,
             "history": state["history"],
         }
         save_model(net, out, report)
@@ -186,7 +171,9 @@ class Finetuner:
         return total / max(count, 1), seen
 
 
-def _classification_batches(train: LabelledImages, c: FinetuneConfig, negatives: int, rng) -> list[np.ndarray]:
+def classification_batches(train: LabelledImages, c, negatives: int, rng) -> list[np.ndarray]:
+    """One epoch's batches of image indices for the classification loss: as many images per step,
+    and per epoch, as ``c``'s ranking tuples hold (``c``: any config with ``batch`` and ``queries``)."""
     size = c.batch * (2 + negatives)  # as many images per step as the ranking losses use
     order = rng.permutation(len(train))[:min(len(train), c.queries * (2 + negatives))]
     return [order[i:i + size] for i in range(0, len(order), size)]

@@ -25,7 +25,7 @@ import torch
 
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.train.augment import AugmentConfig, augment
-from lookalike.train.checkpoints import cpu_state, restore_checkpoint, save_checkpoint
+from lookalike.train.checkpoints import run_epochs
 from lookalike.train.loop import class_map, embed
 from lookalike.train.model import RetrievalNet, save_model
 
@@ -84,36 +84,22 @@ class SelfSupervisedTrainer:
             {"params": [net.pool.p], "lr": c.lr * 10, "weight_decay": 0.0},
         ], lr=c.lr)
         checkpoint = out.with_name(out.name + ".checkpoint")
-        state = {"epoch": 0, "history": [], "best": None, "best_map": -1.0}
-        if resume:
-            state = restore_checkpoint(checkpoint, net, optimiser, asdict(c))
-        elif held:
-            score = self._validate(net, val_pixels, device)
-            state.update(history=[{"epoch": 0, "val_map": score}], best=cpu_state(net), best_map=score)
-
-        for epoch in range(state["epoch"], c.epochs):
+        def train_epoch(epoch: int) -> dict:
             rng = np.random.default_rng([c.seed, epoch])
             chosen = rng.permutation(len(train))[:c.images or len(train)]
             start = time.perf_counter()
             loss, seen = self._epoch(net, optimiser, [train[i] for i in chosen], rng, device,
                                      f"epoch {epoch + 1}/{c.epochs}" if progress else None)
             seconds = time.perf_counter() - start
-            row = {"epoch": epoch + 1, "loss": loss, "p": float(net.pool.p.detach()), "train_seconds": seconds,
-                   "images_per_second": seen / max(seconds, 1e-9)}
-            if held:
-                row["val_map"] = self._validate(net, val_pixels, device)
-            state["history"].append(row)
-            if not held or row["val_map"] > state["best_map"]:
-                state.update(best=cpu_state(net), best_map=row.get("val_map", -1.0))
-            state["epoch"] = epoch + 1
-            save_checkpoint(checkpoint, net, optimiser, state, asdict(c))
+            return {"loss": loss, "p": float(net.pool.p.detach()), "train_seconds": seconds,
+                    "images_per_second": seen / max(seconds, 1e-9)}
 
-        if state["best"] is not None:
-            net.load_state_dict(state["best"])
-        best_epoch = max(state["history"], key=lambda r: r.get("val_map", -1))["epoch"] if held else state["epoch"]
+        state = run_epochs(net, optimiser, epochs=c.epochs, config=asdict(c), checkpoint=checkpoint, resume=resume,
+                           train_epoch=train_epoch,
+                           validate=(lambda: self._validate(net, val_pixels, device)) if held else None)
         report = {"training": {**asdict(c), "loss": "sscd", "augmentations": asdict(self.augmentations),
                                "from_weights": self.weights or "packaged"},
-                  "train_images": len(train), "val_images": held, "best_epoch": best_epoch,
+                  "train_images": len(train), "val_images": held, "best_epoch": state["best_epoch"],
                   "val_map": state["best_map"] if held else None, "history": state["history"]}
         save_model(net, out, report)
         return report
