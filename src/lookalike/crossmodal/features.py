@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.descriptors.cnn.registered import Gem
+from lookalike.norms import l2_normalise
 
 
 class MirroredGem(Gem):
@@ -26,3 +27,12 @@ class MirroredGem(Gem):
         """The image at each scale, then its mirror image at each scale: GeM's sum over the
         prepared inputs then covers both views, in either engine."""
         return super().prepare(image) + super().prepare(np.ascontiguousarray(image[:, ::-1]))
+
+
+def vector_and_views(descriptor, pixels: np.ndarray) -> np.ndarray:
+    """``[1 + V, dim]``: the descriptor's vector of one image, then the vector each of its ``V`` views
+    (scales, mirror images) would give alone, for the view augmentation of the joint space's training
+    (a module-level function, so that extraction workers can run it)."""
+    views = descriptor.views(pixels)  # what the descriptor sums (as its compute does)
+    raw = np.concatenate([l2_normalise(views.sum(axis=0))[None], views])
+    return descriptor.finish(raw).astype(np.float32)

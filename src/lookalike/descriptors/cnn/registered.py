@@ -95,18 +95,22 @@ class CnnDescriptor(Descriptor):
 
         return torch.from_numpy(self.engine(pixels[None])[0])
 
-    def compute(self, image: np.ndarray) -> np.ndarray:
+    def views(self, image: np.ndarray) -> np.ndarray:
+        """``[V, raw_dim]`` float32: each prepared input (each scale, each mirror image) pooled and
+        L2-normalised. The descriptor is their normalised sum; the joint space's training draws single
+        views as augmentation (``JointConfig.augment``)."""
         engine = self.engine
         if engine.name == "onnx":  # numpy from end to end: no torch in the process
-            total = sum(l2_normalise(self.pool_array(engine(pixels[None])))[0]
-                        for pixels in self.prepare(image))
-            return l2_normalise(total).astype(np.float32)
+            return np.concatenate([l2_normalise(self.pool_array(engine(pixels[None])))
+                                   for pixels in self.prepare(image)]).astype(np.float32)
         import torch
 
-        total = torch.zeros(self.raw_dim)
-        for pixels in self.prepare(image):
-            total += torch.nn.functional.normalize(self.pool(self.feature_map(pixels)[None]), dim=1)[0]
-        return torch.nn.functional.normalize(total, dim=0).numpy()
+        pooled = [torch.nn.functional.normalize(self.pool(self.feature_map(pixels)[None]), dim=1)
+                  for pixels in self.prepare(image)]
+        return torch.cat(pooled).numpy().astype(np.float32)
+
+    def compute(self, image: np.ndarray) -> np.ndarray:
+        return l2_normalise(self.views(image).sum(axis=0)).astype(np.float32)
 
 
 def _engine(config: CnnConfig):
