@@ -62,6 +62,32 @@ def test_an_ensemble_averages_its_members_cosines():
                                atol=1e-5)
 
 
+def test_view_augmentation_draws_one_view_per_image_and_batch_or_correlates_them_all():
+    images, texts, owner, _ = _paired()
+    options = {"method": "infonce", "dim": 8, "epochs": 3, "batch_size": 16, "captions": "all"}
+    plain = JointEmbedding(**options).fit(images, texts, owner, progress=False)
+    # views that all equal the image's vector: the same training as without augmentation
+    same = np.repeat(images[:, None], 3, axis=1)
+    copied = JointEmbedding(**options, augment="views").fit(images, texts, owner, views=same, progress=False)
+    np.testing.assert_allclose(copied.encode_images(images), plain.encode_images(images), atol=1e-5)
+    # views that differ: the heads learn from them, not from the vectors
+    noisy = same + 0.5 * np.random.default_rng(1).standard_normal(same.shape).astype(np.float32)
+    augmented = JointEmbedding(**options, augment="views").fit(images, texts, owner, views=noisy, progress=False)
+    assert not np.allclose(augmented.encode_images(images), plain.encode_images(images), atol=1e-3)
+    with pytest.raises(LookalikeError, match="needs the views"):
+        JointEmbedding(**options, augment="views").fit(images, texts, owner, progress=False)
+    with pytest.raises(LookalikeError, match=r"views must be \(N, V, 24\)"):
+        JointEmbedding(**options, augment="views").fit(images, texts, owner, views=same[:, :, :5], progress=False)
+    with pytest.raises(LookalikeError, match="augment"):
+        JointEmbedding(augment="crops")
+    # CCA correlates every view as one more pair: copies of the vectors change no covariance
+    cca = JointEmbedding(method="cca", dim=4).fit(images, texts, owner)
+    copied = JointEmbedding(method="cca", dim=4, augment="views").fit(images, texts, owner, views=same)
+    np.testing.assert_allclose(copied.encode_images(images), cca.encode_images(images), atol=1e-4)
+    augmented = JointEmbedding(method="cca", dim=4, augment="views").fit(images, texts, owner, views=noisy)
+    assert not np.allclose(augmented.encode_images(images), cca.encode_images(images), atol=1e-3)
+
+
 def test_cca_space_pairs_images_with_their_captions():
     images, texts, owner, _ = _paired(n=200)
     model = JointEmbedding(method="cca", dim=4).fit(images[:150], texts[:300], owner[:300])

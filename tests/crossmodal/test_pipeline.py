@@ -1,6 +1,7 @@
-"""The winning options end to end: a joint model on gem-flip with every caption a positive, an
-ensemble of heads and the hubness correction, trained through the pipeline, saved, and used
-identically by eval-text, a collection's text and mixed search, and caption."""
+"""The winning options end to end: a joint model on gem-flip with every caption a positive, one
+view of each image per batch, an ensemble of heads and the hubness correction, trained through the
+pipeline, saved, and used identically by eval-text, a collection's text and mixed search, and
+caption."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def test_gem_flip_ensemble_trains_saves_and_ranks_the_same_everywhere(tmp_path):
     (data / "split.json").write_text(json.dumps({"train": [f"p{i}.jpg" for i in range(9)],
                                                  "test": [f"p{i}.jpg" for i in range(9, 12)]}))
     descriptor = create("gem-flip", max_side=64, scales=(1.0, 0.7071), engine="torch", threads=1)
-    config = JointConfig(method="infonce", dim=8, epochs=3, batch_size=4, captions="all", ensemble=2, hubness=3)
+    config = JointConfig(method="infonce", dim=8, epochs=3, batch_size=4, captions="all", augment="views", ensemble=2,
+                         hubness=3)
     model, report = crossmodal.train_joint(data, descriptor, create_text_encoder("tfidf", min_df=1),
                                            tmp_path / "joint.pt", config=config, holdout=2, workers=1, progress=False)
     assert len(report["members"]) == 2 and model.dim == 16

@@ -40,6 +40,11 @@ def train_joint(
     dim: Annotated[int, typer.Option(help="Dimension of the joint space.")] = 512,
     captions: Annotated[str, typer.Option(help="Per image and batch: one of its captions at random, or all "
                                           "of them as positives.")] = "one",
+    augment: Annotated[str, typer.Option(help="none, or views: per image and batch, one of its views (a scale "
+                                         "or the mirror image of a multi-scale or gem-flip descriptor) drawn at "
+                                         "random instead of their sum.")] = "none",
+    init: Annotated[str, typer.Option(help="Start the heads from random weights, or from the CCA solution "
+                                      "(cca; linear heads of --dim at most the text dimension).")] = "random",
     ensemble: Annotated[int, typer.Option(help="Train this many pairs of heads (successive seeds) and join "
                                           "them: the cosine is their mean.")] = 1,
     hubness: Annotated[int, typer.Option(help="Hubness correction (CSLS): a candidate's score drops by half its "
@@ -62,7 +67,8 @@ def train_joint(
       lookalike train-joint ../shared/data/captions -d gem --text minilm -o joint.pt --plot joint.png
 
     The best measured (docs/benchmarks.md): -d gem-flip -s scales=1,0.7071,0.5,1.4142 --method infonce
-    --captions all --ensemble 5 --hubness 10 --joint-set lr=0.0003 --joint-set dropout=0.3
+    --captions all --augment views --init cca --dim 256 --hubness 10 --joint-set lr=0.0003
+    --joint-set dropout=0.5
 
     Then search a collection with words: lookalike reindex DIR --joint joint.pt;
     lookalike search --text "two dogs playing in the snow" -c DIR
@@ -73,8 +79,8 @@ def train_joint(
     from lookalike.pipelines.crossmodal import train_joint as train
 
     options = parse_overrides(JointConfig, joint_set or [])
-    config = JointConfig(**{"method": method, "dim": dim, "epochs": epochs, "captions": captions, "ensemble": ensemble,
-                            "hubness": hubness,
+    config = JointConfig(**{"method": method, "dim": dim, "epochs": epochs, "captions": captions, "augment": augment,
+                            "init": init, "ensemble": ensemble, "hubness": hubness,
                             "losses": tuple(s.strip() for s in losses.split(",") if s.strip()), **options})
     encoder = create_text_encoder(text, **({"device": device} if text == "minilm" else {}))
     model, report = train(data, descriptor_from_options(descriptor, settings), encoder, out, config=config,

@@ -26,10 +26,11 @@ from lookalike.crossmodal.cca import cca
 from lookalike.errors import LookalikeError
 
 FORMAT = "lookalike-joint"
-FORMAT_VERSION = 2  # 2: ensembles, all-caption training and the hubness correction (its bank.* tensors)
+FORMAT_VERSION = 3  # 2: ensembles, all-caption training, the hubness correction (its bank.* tensors); 3: augment
 METHODS = ("triplet", "infonce", "cca")
 LOSSES = ("visual", "i2t", "t2i")
 CAPTIONS = ("one", "all")
+AUGMENTS = ("none", "views")
 HUBNESS_WEIGHT = 0.5  # CSLS: 2 cos(q, x) - r(x) ranks as cos(q, x) - r(x) / 2 (r(q) is the same for every x)
 
 
@@ -46,13 +47,19 @@ class JointConfig:
     temperature: float = 0.05  # infonce: softmax temperature (the starting one, if learnt)
     learn_temperature: bool = False  # infonce: learn the temperature with the heads (CLIP)
     captions: str = "one"  # per image and batch: one of its captions drawn at random, or "all" (all positives)
+    # "views": augment the few training images with their views (each scale, the mirror image): the
+    # trained heads see one view per image and batch, drawn at random, instead of the descriptor's sum
+    # of them; cca adds every view, paired with the image's captions, to the pairs it correlates
+    augment: str = "none"
     epochs: int = 300  # training passes over the images at most
     patience: int = 30  # stop after this many epochs without a better validation score
     batch_size: int = 128  # images per batch (each with one caption drawn anew each epoch, or all: captions)
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
-    regularisation: float = 0.1  # cca: ridge on each covariance, relative to its mean eigenvalue
-    power: float = 4.0  # cca: weigh each direction by its canonical correlation to this power
+    # cca (and init=cca): ridge on each covariance, relative to its mean eigenvalue, and the power of
+    # its canonical correlation that weighs each direction (1 and 2 won on the captions training folds)
+    regularisation: float = 1.0
+    power: float = 2.0
     init: str = "random"  # triplet/infonce: start from random heads, or from the CCA solution ("cca")
     seed: int = 0  # initial weights and batches
     ensemble: int = 1  # triplet/infonce: train this many pairs of heads (seeds seed, seed+1, ...) and join them
@@ -120,6 +127,8 @@ class JointEmbedding:
             raise LookalikeError(f"joint: init must be random or cca (linear heads only), not {c.init!r}")
         if c.captions not in CAPTIONS:
             raise LookalikeError(f"joint: captions must be one of {', '.join(CAPTIONS)}, not {c.captions!r}")
+        if c.augment not in AUGMENTS:
+            raise LookalikeError(f"joint: augment must be one of {', '.join(AUGMENTS)}, not {c.augment!r}")
         if not c.temperature > 0:
             raise LookalikeError(f"joint: temperature must be > 0, got {c.temperature}")
         if not 0.0 <= c.dropout < 1.0:
@@ -134,8 +143,8 @@ class JointEmbedding:
 
     # ---- learning ------------------------------------------------------------------------
     def fit(self, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, *,
-            caption_vectors: np.ndarray | None = None, validation: tuple | None = None,
-            checkpoint: str | Path | None = None, resume: bool = False, device: str = "cpu",
+            caption_vectors: np.ndarray | None = None, views: np.ndarray | None = None,
+            validation: tuple | None = None, checkpoint: str | Path | None = None, resume: bool = False, device: str = "cpu",
             progress: bool = True) -> JointEmbedding:
         """Learn the heads.
 
@@ -144,6 +153,9 @@ class JointEmbedding:
                 image of each caption.
             caption_vectors: [N, Dc] L2-normalised description of each image's captions (tf-idf of
                 its captions joined); the visual loss takes caption similarity from it.
+            views: [N, V, Dx] what each of the ``V`` views of each image (scales, mirror image) gives
+                alone; with ``augment="views"`` training draws one per image and batch (CCA
+                takes them all).
             validation: ``(images, texts, owner)`` of held-out images: the epoch whose
                 :func:`~lookalike.crossmodal.metrics.text_image_retrieval` RSUM is best is kept,
                 and training stops after ``patience`` epochs without progress.
@@ -156,16 +168,24 @@ class JointEmbedding:
         if validation is not None:
             validation = _check_pairs(*validation)
         c = self.config
+        if c.augment == "views":
+            if views is None:
+                raise LookalikeError("joint: augment=views needs the views of each training image (views=)")
+            views = np.ascontiguousarray(views, dtype=np.float32)
+            if views.ndim != 3 or views.shape[0] != len(images) or views.shape[2] != images.shape[1]:
+                raise LookalikeError(f"joint: views must be (N, V, {images.shape[1]}) for {len(images)} images, "
+                                     f"got {views.shape}")
         self.bank_ = (torch.tensor(images), torch.tensor(texts)) if c.hubness else None
         self._bank_rows = None
         if c.ensemble > 1:
-            return self._fit_ensemble(images, texts, owner, caption_vectors=caption_vectors, validation=validation,
-                                      checkpoint=checkpoint, resume=resume, device=device, progress=progress)
+            return self._fit_ensemble(images, texts, owner, caption_vectors=caption_vectors, views=views,
+                                      validation=validation, checkpoint=checkpoint, resume=resume, device=device,
+                                      progress=progress)
         torch.manual_seed(c.seed)
         self.image_head_ = ProjectionHead(images.shape[1], c.dim, c.hidden, c.dropout)
         self.text_head_ = ProjectionHead(texts.shape[1], c.dim, c.hidden, c.dropout)
         if c.method == "cca" or c.init == "cca":
-            self._fit_cca(images, texts, owner)
+            self._fit_cca(images, texts, owner, views)
         if c.method == "cca":
             self.history_, self.report_ = [], {"method": "cca", "images": len(images), "captions": len(texts)}
             return self
@@ -174,7 +194,7 @@ class JointEmbedding:
         from lookalike.crossmodal.training import train_heads
 
         self.history_, self.report_ = train_heads(
-            self, images, texts, owner, caption_vectors=caption_vectors, validation=validation,
+            self, images, texts, owner, caption_vectors=caption_vectors, views=views, validation=validation,
             checkpoint=checkpoint, resume=resume, device=device, progress=progress)
         return self
 
@@ -198,10 +218,14 @@ class JointEmbedding:
             self.report_["validation_rsum"] = validation_score(self, validation)
         return self
 
-    def _fit_cca(self, images: np.ndarray, texts: np.ndarray, owner: np.ndarray) -> None:
+    def _fit_cca(self, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, views: np.ndarray | None) -> None:
         c = self.config
         dim = min(c.dim, images.shape[1], texts.shape[1])
-        mean_x, w_x, mean_y, w_y, correlations = cca(images[owner], texts, dim, c.regularisation)
+        x, y = images[owner], texts
+        if views is not None and c.augment == "views":  # each view of an image is one more pair per caption
+            x = np.concatenate([x, *views[owner].transpose(1, 0, 2)])
+            y = np.concatenate([y] * (1 + views.shape[1]))
+        mean_x, w_x, mean_y, w_y, correlations = cca(x, y, dim, c.regularisation)
         weight = np.maximum(correlations, 0.0) ** c.power
         self.config = dataclasses.replace(c, dim=dim, hidden=0)
         for head, rows, mean, w in ((self.image_head_, images, mean_x, w_x), (self.text_head_, texts, mean_y, w_y)):

@@ -54,13 +54,14 @@ class Temperature(torch.nn.Module):
 
 
 def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, *,
-                caption_vectors: np.ndarray | None, validation: tuple | None, checkpoint: str | Path | None,
+                caption_vectors: np.ndarray | None, views: np.ndarray | None = None, validation: tuple | None, checkpoint: str | Path | None,
                 resume: bool, device: str, progress: bool) -> tuple[list[dict], dict[str, Any]]:
     """Train ``model``'s freshly built heads in place; return the per-epoch history and a report.
 
     Each epoch shuffles the images (seeded by ``seed`` and the epoch, so that a resumed run draws
     the same batches) and pairs each with one of its captions drawn at random, or with all of them
-    (``captions="all"``).
+    (``captions="all"``); with ``augment="views"`` each image of a batch is one of its ``views``
+    drawn at random.
     """
     c = model.config
     if device == "cuda" and not torch.cuda.is_available():
@@ -76,6 +77,7 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
                                    {"params": temperature.parameters(), "weight_decay": 0.0}],
                                   lr=c.lr, weight_decay=c.weight_decay)
     x, t = torch.from_numpy(images).to(device), torch.from_numpy(texts).to(device)
+    augmented = torch.from_numpy(views).to(device) if c.augment == "views" else None
     documents = None if caption_vectors is None else torch.from_numpy(
         np.ascontiguousarray(caption_vectors, dtype=np.float32)).to(device)
     by_image = np.argsort(owner, kind="stable")
@@ -123,8 +125,13 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
             else:
                 caption = by_image[starts[batch] + rng.integers(0, counts[batch])]
             batch_t = torch.from_numpy(batch).to(device)
+            if augmented is None:
+                batch_x = x[batch_t]
+            else:
+                view = torch.from_numpy(rng.integers(0, augmented.shape[1], len(batch))).to(device)
+                batch_x = augmented[batch_t, view]
             similar = None if documents is None else documents[batch_t] @ documents[batch_t].T
-            loss = batch_loss(model, x[batch_t], t[torch.from_numpy(caption).to(device)], similar, positives,
+            loss = batch_loss(model, batch_x, t[torch.from_numpy(caption).to(device)], similar, positives,
                               temperature())
             optimiser.zero_grad()
             loss.backward()

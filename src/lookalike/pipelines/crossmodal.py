@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.crossmodal.features import vector_and_views
 from lookalike.crossmodal.joint import JointConfig, JointEmbedding
 from lookalike.crossmodal.metrics import text_image_retrieval
 from lookalike.crossmodal.text import TextEncoder, create_text_encoder
@@ -78,8 +79,15 @@ def train_joint(source: str | Path, descriptor: Descriptor, text_encoder: TextEn
     """
     start = time.perf_counter()
     data = load_captions(source, "train")
+    augment = config is not None and config.augment == "views"
+    if augment and not hasattr(descriptor, "views"):
+        raise LookalikeError(f"--augment views: {descriptor.name} has no views; use a deep descriptor with several "
+                             "scales or the mirror image, e.g. -d gem-flip -s scales=1,0.7071,0.5,1.4142")
     vectors, data, skipped = describe_captioned(descriptor, data, workers=workers, max_pixels=max_pixels,
-                                                progress=progress)
+                                                progress=progress, compute=vector_and_views if augment else None)
+    views = None
+    if augment:  # each image's vector, then its views
+        vectors, views = np.ascontiguousarray(vectors[:, 0]), vectors[:, 1:]
     fit_idx, held_idx = holdout_indices(len(data), holdout)
     fit, held = data.subset(fit_idx), data.subset(held_idx)
     text_encoder = text_encoder.fit(fit.captions)
@@ -89,8 +97,8 @@ def train_joint(source: str | Path, descriptor: Descriptor, text_encoder: TextEn
         validation = (vectors[held_idx], text_encoder.encode(held.captions), held.owner)
     described = time.perf_counter() - start
     model = JointEmbedding(config, image_spec=descriptor.spec(), text_spec=text_encoder.spec())
-    model.fit(vectors[fit_idx], texts, fit.owner, caption_vectors=caption_documents(fit), validation=validation,
-              checkpoint=Path(str(out) + ".ckpt"), resume=resume, device=device, progress=progress)
+    model.fit(vectors[fit_idx], texts, fit.owner, caption_vectors=caption_documents(fit),
+              views=None if views is None else views[fit_idx], validation=validation, checkpoint=Path(str(out) + ".ckpt"), resume=resume, device=device, progress=progress)
     model.report_.update(held_out=int(len(held_idx)), skipped=len(skipped), describe_seconds=described)
     model.save(out)
     if plot and model.history_:
