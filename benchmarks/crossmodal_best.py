@@ -9,9 +9,9 @@ grid), alone and correlating every view, the Gordo & Larlus triplet model (capti
 of its three losses removed in turn, InfoNCE one caption per image / all captions / with the views
 / an ensemble of 5 / from the CCA, then the better CCA and the best model refit on all 800
 training images, each without and with the hubness correction; the recall on 200 of the training
-images themselves (the fit), and the held-out curve of the best model. The refit best model is saved as ``<cache>/joint-best.pt``. As in
-``benchmarks/crossmodal.py``, 700 images fit, 100 (evenly spaced) choose, and the test split is
-read only for each row's final numbers.
+images themselves (the fit), and the held-out curve of the best model. The refit best model is
+saved as ``<cache>/joint-best.pt``. As in ``benchmarks/crossmodal.py``, 700 images fit, 100
+(evenly spaced) choose, and the test split is read only for each row's final numbers.
 
     python benchmarks/crossmodal_features.py --only captions --cache bench-output/crossmodal
     python benchmarks/crossmodal_features.py --only captions --mirror --cache bench-output/crossmodal

@@ -144,8 +144,8 @@ class JointEmbedding:
     # ---- learning ------------------------------------------------------------------------
     def fit(self, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, *,
             caption_vectors: np.ndarray | None = None, views: np.ndarray | None = None,
-            validation: tuple | None = None, checkpoint: str | Path | None = None, resume: bool = False, device: str = "cpu",
-            progress: bool = True) -> JointEmbedding:
+            validation: tuple | None = None, checkpoint: str | Path | None = None, resume: bool = False,
+            device: str = "cpu", progress: bool = True) -> JointEmbedding:
         """Learn the heads.
 
         Args:

@@ -54,8 +54,9 @@ class Temperature(torch.nn.Module):
 
 
 def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, owner: np.ndarray, *,
-                caption_vectors: np.ndarray | None, views: np.ndarray | None = None, validation: tuple | None, checkpoint: str | Path | None,
-                resume: bool, device: str, progress: bool) -> tuple[list[dict], dict[str, Any]]:
+                caption_vectors: np.ndarray | None, views: np.ndarray | None, validation: tuple | None,
+                checkpoint: str | Path | None, resume: bool, device: str,
+                progress: bool) -> tuple[list[dict], dict[str, Any]]:
     """Train ``model``'s freshly built heads in place; return the per-epoch history and a report.
 
     Each epoch shuffles the images (seeded by ``seed`` and the epoch, so that a resumed run draws
@@ -143,7 +144,10 @@ def train_heads(model: JointEmbedding, images: np.ndarray, texts: np.ndarray, ow
             if row["score"] > best["score"]:
                 best = {"score": row["score"], "epoch": epoch, "state": copy.deepcopy(heads.state_dict())}
         history.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", val_rsum=f"{row['score']:.3f}")
+        shown = {"loss": f"{row['loss']:.4f}"}
+        if validation is not None:
+            shown["val_rsum"] = f"{row['score']:.3f}"
+        bar.set_postfix(shown)
         if checkpoint:
             _save_checkpoint(checkpoint, heads, optimiser, best, history)
     bar.close()

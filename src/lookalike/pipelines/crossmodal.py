@@ -98,7 +98,8 @@ def train_joint(source: str | Path, descriptor: Descriptor, text_encoder: TextEn
     described = time.perf_counter() - start
     model = JointEmbedding(config, image_spec=descriptor.spec(), text_spec=text_encoder.spec())
     model.fit(vectors[fit_idx], texts, fit.owner, caption_vectors=caption_documents(fit),
-              views=None if views is None else views[fit_idx], validation=validation, checkpoint=Path(str(out) + ".ckpt"), resume=resume, device=device, progress=progress)
+              views=None if views is None else views[fit_idx], validation=validation,
+              checkpoint=Path(str(out) + ".ckpt"), resume=resume, device=device, progress=progress)
     model.report_.update(held_out=int(len(held_idx)), skipped=len(skipped), describe_seconds=described)
     model.save(out)
     if plot and model.history_:
