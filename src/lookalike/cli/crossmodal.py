@@ -42,7 +42,7 @@ def train_joint(
                                           "of them as positives.")] = "one",
     augment: Annotated[str, typer.Option(help="none, or views: per image and batch, one of its views (a scale "
                                          "or the mirror image of a multi-scale or gem-flip descriptor) drawn at "
-                                         "random instead of their sum.")] = "none",
+                                         "random instead of their sum (cca: every view as extra pairs).")] = "none",
     init: Annotated[str, typer.Option(help="Start the heads from random weights, or from the CCA solution "
                                       "(cca; linear heads of --dim at most the text dimension).")] = "random",
     ensemble: Annotated[int, typer.Option(help="Train this many pairs of heads (successive seeds) and join "
