@@ -20,14 +20,13 @@ the registered ``gem`` descriptor with the scales named in the tables.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from crossmodal_features import SCALES, cached, caption_images, eth80_images
+from crossmodal_features import SCALES, arguments, cached, caption_images, eth80_images
 from lookalike.crossmodal.joint import JointEmbedding
 from lookalike.crossmodal.metrics import text_image_retrieval
 from lookalike.crossmodal.text import create_text_encoder
@@ -239,10 +238,7 @@ def eth80_benchmark(data: Path, cache: Path) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "img")
+    parser = arguments(__doc__, plots=True)
     parser.add_argument("--only", choices=("captions", "eth80"))
     parser.add_argument("--backbone", choices=tuple(GEM), default="efficientnet-lite0",
                         help="the network of the captions benchmark's image features")

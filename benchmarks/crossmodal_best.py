@@ -20,7 +20,6 @@ saved as ``<cache>/joint-best.pt``. As in ``benchmarks/crossmodal.py``, 700 imag
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from crossmodal import CCA_GRID as FIRST_CCA_GRID
 from crossmodal import INFONCE, TRIPLET, fmt
-from crossmodal_features import SCALES, cached, caption_images
+from crossmodal_features import SCALES, arguments, cached, caption_images
 from lookalike.crossmodal.joint import JointEmbedding
 from lookalike.crossmodal.metrics import text_image_retrieval
 from lookalike.crossmodal.text import create_text_encoder
@@ -165,10 +164,7 @@ def main(data: Path, cache: Path, out: Path, ensemble: int) -> list[dict]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "img")
+    parser = arguments(__doc__, plots=True)
     parser.add_argument("--ensemble", type=int, default=5, help="members of the ensemble row")
     args = parser.parse_args()
     output = main(args.data, args.cache, args.out, args.ensemble)

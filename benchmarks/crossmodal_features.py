@@ -24,6 +24,16 @@ SCALES = (1.0, 0.7071, 0.5, 1.4142)
 POOLINGS = ("gem", "mean", "max")
 
 
+def arguments(doc: str, plots: bool = False) -> argparse.ArgumentParser:
+    """The options of the cross-modal benchmarks: ``--data``, ``--cache`` and, with ``plots``, ``--out``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
+    if plots:
+        parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "img")
+    return parser
+
+
 def caption_images(data: Path) -> list[Path]:
     """The 1,000 caption photos, in the order of ``captions.jsonl``."""
     with open(data / "captions" / "captions.jsonl") as f:
@@ -78,9 +88,7 @@ def cached(name: str, paths: list[Path], cache: Path, backbone: str = "efficient
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
+    parser = arguments(__doc__)
     parser.add_argument("--backbone", default="efficientnet-lite0")
     parser.add_argument("--only", choices=("captions", "eth80"))
     parser.add_argument("--mirror", action="store_true", help="describe the mirror images (for gem-flip)")

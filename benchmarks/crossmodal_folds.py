@@ -12,7 +12,6 @@ scales, its 8 views, MiniLM).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from crossmodal import INFONCE
 from crossmodal_best import VIEWS, CaptionFeatures
+from crossmodal_features import arguments
 from lookalike.io.captions import load_captions
 
 CCA = {"method": "cca", "dim": 256, "power": 2.0}
@@ -71,9 +71,7 @@ def main(data: Path, cache: Path) -> list[dict]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("bench-output/crossmodal"))
+    parser = arguments(__doc__)
     args = parser.parse_args()
     start = time.perf_counter()
     output = main(args.data, args.cache)
