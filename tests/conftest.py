@@ -40,6 +40,30 @@ def scene(seed: int, size: tuple[int, int] = (240, 180)) -> Image.Image:
     return image
 
 
+CAPTION_WORDS = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow"]
+
+
+def captions_of(i: int) -> list[str]:
+    """The two captions of photo ``i`` of :func:`captioned_folder`."""
+    w = CAPTION_WORDS
+    return [f"a {w[i % 8]} {w[(i + 3) % 8]}", f"the {w[i % 8]} {w[(i + 5) % 8]}"]
+
+
+def captioned_folder(root: Path, images: int, train: int) -> Path:
+    """A captioned image set laid out like ``../shared/data/captions`` in ``root``: photos
+    ``p<i>.jpg`` with :func:`captions_of` ``i``, the first ``train`` the train split, the rest test."""
+    import json
+
+    (root / "images").mkdir(parents=True)
+    with open(root / "captions.jsonl", "w") as f:
+        for i in range(images):
+            photo(i).save(root / "images" / f"p{i}.jpg")
+            f.write(json.dumps({"image": f"p{i}.jpg", "captions": captions_of(i)}) + "\n")
+    (root / "split.json").write_text(json.dumps({"train": [f"p{i}.jpg" for i in range(train)],
+                                                 "test": [f"p{i}.jpg" for i in range(train, images)]}))
+    return root
+
+
 @pytest.fixture
 def image_dir(tmp_path: Path) -> Path:
     """A folder of 12 distinct JPEG photos."""

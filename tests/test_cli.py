@@ -221,23 +221,14 @@ def test_cross_modal_commands(tmp_path):
     from typer.testing import CliRunner
 
     from lookalike.cli import app
-    from tests.conftest import photo
+    from tests.conftest import captioned_folder
 
     def invoke(*args):
         result = CliRunner().invoke(app, [str(a) for a in args])
         assert result.exit_code == 0, (result.output, result.exception)
         return result.stdout
 
-    data = tmp_path / "captions"
-    (data / "images").mkdir(parents=True)
-    words = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow"]
-    with open(data / "captions.jsonl", "w") as f:
-        for i in range(10):
-            photo(i).save(data / "images" / f"p{i}.jpg")
-            f.write(json.dumps({"image": f"p{i}.jpg", "captions": [f"a {words[i % 8]} {words[(i + 3) % 8]}",
-                                                                   f"the {words[i % 8]} {words[(i + 5) % 8]}"]}) + "\n")
-    (data / "split.json").write_text(json.dumps({"train": [f"p{i}.jpg" for i in range(8)],
-                                                 "test": ["p8.jpg", "p9.jpg"]}))
+    data = captioned_folder(tmp_path / "captions", images=10, train=8)
     model, gem = tmp_path / "joint.pt", ["-d", "gem", "-s", "max_side=64", "-s", "engine=torch", "--workers", "1"]
     out = invoke("train-joint", data, "-o", model, *gem, "--text", "tfidf", "--epochs", "3", "--holdout", "2",
                  "--dim", "8", "--joint-set", "batch_size=4", "--plot", tmp_path / "curve.png")

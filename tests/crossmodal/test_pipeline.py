@@ -5,8 +5,6 @@ caption."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -21,21 +19,11 @@ from lookalike.index import Collection  # noqa: E402
 from lookalike.io import load_image  # noqa: E402
 from lookalike.pipelines import crossmodal  # noqa: E402
 from lookalike.pipelines.indexing import index_paths  # noqa: E402
-from tests.conftest import photo  # noqa: E402
-
-WORDS = ["red", "green", "blue", "dog", "cat", "car", "beach", "snow"]
+from tests.conftest import captioned_folder, captions_of  # noqa: E402
 
 
 def test_gem_flip_ensemble_trains_saves_and_ranks_the_same_everywhere(tmp_path):
-    data = tmp_path / "captions"
-    (data / "images").mkdir(parents=True)
-    with open(data / "captions.jsonl", "w") as f:
-        for i in range(12):
-            photo(i).save(data / "images" / f"p{i}.jpg")
-            f.write(json.dumps({"image": f"p{i}.jpg", "captions": [f"a {WORDS[i % 8]} {WORDS[(i + 3) % 8]}",
-                                                                   f"the {WORDS[i % 8]} {WORDS[(i + 5) % 8]}"]}) + "\n")
-    (data / "split.json").write_text(json.dumps({"train": [f"p{i}.jpg" for i in range(9)],
-                                                 "test": [f"p{i}.jpg" for i in range(9, 12)]}))
+    data = captioned_folder(tmp_path / "captions", images=12, train=9)
     descriptor = create("gem-flip", max_side=64, scales=(1.0, 0.7071), engine="torch", threads=1)
     config = JointConfig(method="infonce", dim=8, epochs=3, batch_size=4, captions="all", augment="views", ensemble=2,
                          hubness=3)
@@ -49,7 +37,7 @@ def test_gem_flip_ensemble_trains_saves_and_ranks_the_same_everywhere(tmp_path):
     test = [data / "images" / f"p{i}.jpg" for i in range(9, 12)]
     vectors = np.stack([descriptor(load_image(p, max_side=descriptor.max_side).pixels) for p in test])
     images = loaded.encode_images(vectors)
-    sentences = [f"{a} {WORDS[i % 8]} {WORDS[(i + d) % 8]}" for i in range(9, 12) for a, d in (("a", 3), ("the", 5))]
+    sentences = [caption for i in range(9, 12) for caption in captions_of(i)]
     texts = loaded.encode_texts(loaded.text_encoder.encode(sentences))
     # the hubness correction, by hand: half the mean of each row's 3 best cosines to the training rows
     bank_images = loaded.encode_images(loaded.bank_[0].numpy())
