@@ -8,12 +8,18 @@ from tests.conftest import scene
 from tests.test_cli import run
 
 
-def test_finetune_writes_a_model_its_plot_and_a_learned_whitening_that_index_accepts(tmp_path):
-    root = tmp_path / "classes"
-    for c in range(4):
+def _classes(root, classes: int, per_class: int, size, step, crop):
+    """A folder of ``classes`` sub-folders, each with ``per_class`` shifted crops of one scene."""
+    (dx, dy), (w, h) = step, crop
+    for c in range(classes):
         (root / f"c{c}").mkdir(parents=True)
-        for i in range(3):
-            scene(c, (100, 80)).crop((5 * i, 4 * i, 5 * i + 64, 4 * i + 64)).save(root / f"c{c}" / f"{i}.jpg")
+        for i in range(per_class):
+            scene(c, size).crop((dx * i, dy * i, dx * i + w, dy * i + h)).save(root / f"c{c}" / f"{i}.jpg")
+    return root
+
+
+def test_finetune_writes_a_model_its_plot_and_a_learned_whitening_that_index_accepts(tmp_path):
+    root = _classes(tmp_path / "classes", 4, 3, (100, 80), step=(5, 4), crop=(64, 64))
     model, white = tmp_path / "m.pt", tmp_path / "w.npz"
     result = run("finetune", root, "-o", model, "--loss", "triplet", "--epochs", "1", "--queries", "4",
                  "--negatives", "2", "--pool", "8", "--batch", "2", "--resolution", "64", "--val-fraction", "0.5",
@@ -42,11 +48,7 @@ def test_finetune_errors_are_one_line(tmp_path):
 
 
 def test_finetune_fvfc_and_delf_attention_make_files_that_index_and_search_use(tmp_path):
-    root = tmp_path / "classes"
-    for c in range(6):
-        (root / f"c{c}").mkdir(parents=True)
-        for i in range(4):
-            scene(c, (120, 90)).crop((4 * i, 3 * i, 4 * i + 80, 3 * i + 60)).save(root / f"c{c}" / f"{i}.jpg")
+    root = _classes(tmp_path / "classes", 6, 4, (120, 90), step=(4, 3), crop=(80, 60))
     tiny = ["--epochs", "1", "--queries", "6", "--negatives", "2", "--batch", "3", "--val-fraction", "0.34",
             "--workers", "1", "--threads", "1"]
     model = tmp_path / "fvfc.npz"
